@@ -1,0 +1,1 @@
+"""Shared test support: real servers (aiosmtpd, nsd, Postfix) and the integration gate."""
