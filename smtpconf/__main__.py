@@ -1,0 +1,3 @@
+from smtpconf.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""Command line: parse flags, call the stages, map errors to exit codes.
+
+Exit codes (SPEC §3): 0 nothing at error level; 1 findings at error level (or warnings under
+--strict); 2 usage errors and unreadable files. Heavy modules (jinja2, dnspython, ansible) are
+imported inside the commands that need them, never at start-up: ``lint`` runs on every commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from smtpconf import __version__
+from smtpconf.errors import FatalError, UsageError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+FORMATS = ("text", "json", "sarif", "github")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one clear line and exit 2 (not a usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def default_format() -> str:
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="output format (default: text; github when GITHUB_ACTIONS=true)")
+    parser.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="smtpconf", description=(
+        "Lint, check and render mail relays, accounts and fleets described in one YAML file."))
+    parser.add_argument("--version", action="version", version=f"smtpconf {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    lint = commands.add_parser("lint", help="offline: YAML, schema, references and rules (for pre-commit)",
+                               description="Check files offline: YAML, schema, references and mail rules.")
+    lint.add_argument("files", nargs="*", metavar="FILE", help="smtpconf files or directories of them")
+    _add_report_options(lint)
+    lint.add_argument("--explain", metavar="RULE", help="print the documentation of RULE and exit")
+    lint.add_argument("--list-rules", action="store_true", help="list every rule id with its level")
+    lint.set_defaults(func=_lint)
+
+    check = commands.add_parser("check", help="lint, then live DNS and SMTP probes of every endpoint",
+                                description="Everything lint does, then DNS checks and SMTP probes.")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    _add_report_options(check)
+    check.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server for every query")
+    check.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="limit for each query and probe (default 10)")
+    check.add_argument("--concurrency", type=int, default=50, metavar="N",
+                       help="probes and queries in flight at once (default 50)")
+    check.add_argument("--no-dns", action="store_true", help="skip the DNS checks of `domains`")
+    check.add_argument("--no-probe", action="store_true", help="skip the SMTP probes")
+    check.set_defaults(func=_check)
+
+    render = commands.add_parser("render", help="write client, Postfix and Ansible files",
+                                 description="Render the file into the targets of SPEC §5.")
+    render.add_argument("file", metavar="FILE")
+    render.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    render.add_argument("--only", metavar="TARGET,...", help="comma-separated targets (default: all)")
+    render.add_argument("--format", choices=("text", "json"), default="text",
+                        help="what to print: the written files (text) or a JSON manifest")
+    render.set_defaults(func=_render)
+
+    send = commands.add_parser("send-test", help="send a real test message, step by step",
+                               description="Send a test message through an account or relay and explain "
+                                           "which step failed.")
+    send.add_argument("file", metavar="FILE")
+    who = send.add_mutually_exclusive_group(required=True)
+    who.add_argument("--account", metavar="EMAIL")
+    who.add_argument("--relay", metavar="NAME")
+    send.add_argument("--to", required=True, metavar="ADDR", help="recipient of the test message")
+    send.add_argument("--from", dest="sender", metavar="ADDR", help="envelope sender (default: the account "
+                                                                      "address or the relay username)")
+    send.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS")
+    send.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server to resolve the host")
+    send.add_argument("--allow-plaintext", action="store_true",
+                      help="allow sending credentials without TLS (security: none)")
+    send.set_defaults(func=_send_test)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the file format")
+    schema.set_defaults(func=_schema)
+
+    providers = commands.add_parser("providers", help="list the built-in provider presets")
+    providers.add_argument("--format", choices=("text", "json"), default="text")
+    providers.set_defaults(func=_providers)
+
+    init = commands.add_parser("init", help="write a commented starter file")
+    init.add_argument("path", nargs="?", default="smtpconf.yaml", help="where to write it ('-' for stdout)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=_init)
+    return parser
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from smtpconf.findings import fails
+    from smtpconf.lint import expand, lint_path
+    from smtpconf.rules import all_rules
+
+    rules = all_rules()
+    if args.explain:
+        return _explain(args.explain, rules)
+    if args.list_rules:
+        for rule in rules.values():
+            kind = "live" if rule.live else "offline"
+            print(f"{rule.id:<26} {rule.level:<8} {kind:<8} {rule.summary}")
+        return EXIT_OK
+    if not args.files:
+        raise UsageError("lint needs at least one FILE (see 'smtpconf lint --help')")
+    findings = []
+    for path, file in expand(args.files):
+        findings += lint_path(path, file).findings
+    _emit(findings, rules, args.format or default_format())
+    return EXIT_FINDINGS if fails(findings, args.strict) else EXIT_OK
+
+
+def _emit(findings: list, rules: dict, fmt: str) -> None:  # type: ignore[type-arg]
+    from smtpconf.report import reporter, summary
+
+    sys.stdout.write(reporter(fmt)(findings, rules))
+    if fmt == "text" and findings:
+        print(f"smtpconf: {summary(findings)}", file=sys.stderr)
+
+
+def _explain(rule_id: str, rules: dict) -> int:  # type: ignore[type-arg]
+    rule = rules.get(rule_id)
+    if rule is None:
+        import difflib
+
+        close = difflib.get_close_matches(rule_id, list(rules), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; 'smtpconf lint --list-rules' lists them"
+        raise UsageError(f"unknown rule '{rule_id}'{hint}")
+    kind = "live (smtpconf check)" if rule.live else "offline (smtpconf lint)"
+    print(f"{rule.id} ({rule.level}, {kind})\n\n{rule.doc}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from smtpconf.probe.check import run
+
+    return run(args)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from smtpconf.render.command import run
+
+    return run(args)
+
+
+def _send_test(args: argparse.Namespace) -> int:
+    from smtpconf.probe.sendtest import run
+
+    return run(args)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from smtpconf.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def _providers(args: argparse.Namespace) -> int:
+    from smtpconf.model import presets
+
+    if args.format == "json":
+        import json
+
+        print(json.dumps({
+            name: {"title": p.title, "smtp": [s._asdict() for s in p.smtp],
+                   "incoming": {k: s._asdict() for k, s in p.incoming.items()},
+                   "username": p.username, "note": p.note, "docs": p.docs}
+            for name, p in presets().items()
+        }, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for name, p in presets().items():
+        smtp = ", ".join(f"{s.host}:{s.port} {s.security}" for s in p.smtp)
+        incoming = ", ".join(f"{proto} {s.host}:{s.port} {s.security}" for proto, s in p.incoming.items())
+        print(f"{name} — {p.title}\n  smtp:     {smtp}")
+        if incoming:
+            print(f"  incoming: {incoming}")
+        if p.username:
+            print(f"  username: {p.username}")
+        print(f"  note:     {p.note}\n  docs:     {p.docs}\n")
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from smtpconf.resources import resource_path
+
+    text = resource_path("templates", "init", "smtpconf.yaml").read_text(encoding="utf-8")
+    if args.path == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        with open(args.path, "x" if not args.force else "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise FatalError(f"{args.path} exists; use --force to overwrite it") from None
+    except OSError as exc:
+        raise FatalError(f"{args.path}: cannot write: {exc.strerror or exc}") from None
+    print(f"wrote {args.path}; next: smtpconf lint {args.path}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            build_parser().print_help()
+            return EXIT_USAGE
+        return func(args)
+    except FatalError as exc:
+        print(f"smtpconf: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `smtpconf ... | head`
+        sys.stderr.close()
+        return EXIT_OK

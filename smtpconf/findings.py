@@ -1,0 +1,25 @@
+"""What every stage reports: a finding at a position in a file."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+LEVELS = ("error", "warning", "info")
+
+
+class Finding(NamedTuple):
+    file: str
+    line: int  # 1-based
+    col: int  # 1-based
+    level: str  # one of LEVELS
+    rule: str
+    message: str
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.file, self.line, self.col, self.rule)
+
+
+def fails(findings: list[Finding], strict: bool) -> bool:
+    """Whether these findings make the command exit 1 (SPEC §3)."""
+    failing = ("error", "warning") if strict else ("error",)
+    return any(f.level in failing for f in findings)

@@ -1,0 +1,72 @@
+"""The offline pipeline: load ─► schema ─► references ─► model ─► rules ─► findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from smtpconf.errors import FatalError
+from smtpconf.findings import Finding
+from smtpconf.load import Document, load
+from smtpconf.model import Config, build
+from smtpconf.rules import all_rules
+from smtpconf.rules.references import check_references
+from smtpconf.schema import validate
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class FileResult(NamedTuple):
+    file: str
+    config: Config | None  # None when the file did not get as far as the model
+    findings: list[Finding]
+
+
+def lint_path(path: Path, file: str | None = None) -> FileResult:
+    file = file if file is not None else str(path)
+    doc, findings = load(path, file)
+    config = None
+    if doc is not None:
+        config, more = lint_document(doc)
+        findings += more
+        findings = [f for f in findings if not doc.ignored(f)]
+    # An aliased value is checked once per path that uses it, at one position: report it once.
+    findings = sorted(dict.fromkeys(findings), key=Finding.sort_key)
+    return FileResult(file, config, findings)
+
+
+def lint_document(doc: Document) -> tuple[Config | None, list[Finding]]:
+    """Schema, references and offline rules. Each stage runs only when the one before found no
+    error, because it relies on what that stage guarantees."""
+    findings = [
+        doc.finding(e.path, "error", "schema", e.message, key=e.at_key) for e in validate(doc.data)
+    ]
+    if findings:
+        return None, findings
+    findings = check_references(doc)
+    if any(f.level == "error" for f in findings):
+        return None, findings
+    config = build(doc)
+    for rule in all_rules().values():
+        if rule.check is None:
+            continue
+        for hit in rule.check(config):
+            findings.append(doc.finding(hit.path, rule.level, rule.id, hit.message, key=hit.at_key))
+    return config, findings
+
+
+def expand(arguments: Iterable[str]) -> list[tuple[Path, str]]:
+    """Files named on the command line; a directory stands for the YAML files below it."""
+    paths: list[tuple[Path, str]] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            if not found:
+                raise FatalError(f"{argument}: directory has no .yaml or .yml files")
+            paths.extend((p, str(p)) for p in found)
+        elif not path.exists():
+            raise FatalError(f"{argument}: no such file")
+        else:
+            paths.append((path, argument))
+    return paths

@@ -1,0 +1,272 @@
+"""Load an smtpconf file: YAML with positions for every value.
+
+The result is plain JSON-like data (dicts, lists, str, int, bool, None) plus a map from each value's
+path to the line and column it came from. Positions come from the parser's node marks, never from
+searching the text afterwards.
+
+The loader refuses what would make later stages hang or lie: alias bombs, duplicate keys (YAML
+silently keeps the last one), non-UTF-8 or binary input and oversized files. It also flags YAML 1.1
+surprises that matter in mail config: ``security: no`` is the boolean false, and ``port: 0465`` is
+the octal number 309.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+try:  # libyaml is ~10x faster; the pure-Python loader gives the same nodes and marks.
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+from smtpconf.errors import FatalError
+from smtpconf.findings import Finding
+
+MAX_BYTES = 16 * 1024 * 1024
+# A legitimate file reuses an anchor a handful of times; a "billion laughs" file needs thousands of
+# expansions. Counting every re-visit of an already expanded node stops a bomb after this many.
+MAX_ALIAS_USES = 200
+
+JsonPath = tuple[Union[str, int], ...]
+Position = tuple[int, int]
+
+_TAG = "tag:yaml.org,2002:"
+_IGNORE = re.compile(r"#\s*smtpconf:\s*ignore\[([A-Za-z0-9_,\- ]+)\]")
+_TRUTHY_WORDS = {"yes", "no", "on", "off", "y", "n"}
+_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used; they read node values
+
+
+@dataclass
+class Document:
+    """A loaded file: its data and where every value came from."""
+
+    file: str  # as the user named it, for messages
+    path: Path
+    data: Any
+    positions: dict[JsonPath, Position] = field(default_factory=dict)
+    key_positions: dict[JsonPath, Position] = field(default_factory=dict)
+    ignores: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def pos(self, path: JsonPath) -> Position:
+        """Line and column of the value at ``path``, or of its nearest ancestor that has one."""
+        while path:
+            found = self.positions.get(path)
+            if found is not None:
+                return found
+            path = path[:-1]
+        return self.positions.get((), (1, 1))
+
+    def key_pos(self, path: JsonPath) -> Position:
+        """Line and column of the key naming the member at ``path`` (the value's when it has none)."""
+        return self.key_positions.get(path) or self.pos(path)
+
+    def finding(self, path: JsonPath, level: str, rule: str, message: str, *, key: bool = False) -> Finding:
+        line, col = self.key_pos(path) if key else self.pos(path)
+        return Finding(self.file, line, col, level, rule, message)
+
+    def ignored(self, finding: Finding) -> bool:
+        rules = self.ignores.get(finding.line)
+        return rules is not None and (finding.rule in rules or "all" in rules)
+
+
+class _AliasLimit(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+def read_text(path: Path, file: str) -> tuple[str | None, list[Finding]]:
+    """Read ``path`` as UTF-8 text, or explain at which byte it is not."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            return None, [
+                Finding(file, 1, 1, "error", "yaml-syntax",
+                        f"file is {size / 2**20:.1f} MiB; smtpconf reads files up to "
+                        f"{MAX_BYTES // 2**20} MiB — split it or check that this is the right file")
+            ]
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise FatalError(f"{file}: is a directory, expected a YAML file") from None
+    except FileNotFoundError:
+        raise FatalError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise FatalError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        line, col = _byte_position(raw, nul)
+        return None, [Finding(file, line, col, "error", "yaml-syntax",
+                              "binary file (NUL byte): an smtpconf file is UTF-8 YAML text")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _byte_position(raw, exc.start)
+        return None, [Finding(file, line, col, "error", "yaml-syntax",
+                              f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8")]
+    return text, []
+
+
+def _byte_position(raw: bytes, offset: int) -> Position:
+    before = raw[:offset]
+    line_start = before.rfind(b"\n") + 1
+    return before.count(b"\n") + 1, len(before[line_start:].decode("utf-8", "replace")) + 1
+
+
+def load(path: Path, file: str | None = None) -> tuple[Document | None, list[Finding]]:
+    """Load one file. Returns the document (None when it cannot be read as YAML) and findings."""
+    file = file if file is not None else str(path)
+    text, findings = read_text(path, file)
+    if text is None:
+        return None, findings
+    return load_text(text, path, file)
+
+
+def load_text(text: str, path: Path, file: str) -> tuple[Document | None, list[Finding]]:
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        return None, [_syntax_finding(file, exc, text)]
+    except yaml.YAMLError as exc:
+        return None, [Finding(file, 1, 1, "error", "yaml-syntax", str(exc).splitlines()[0])]
+    except RecursionError:
+        return None, [Finding(file, 1, 1, "error", "yaml-syntax", "nesting is too deep")]
+    doc = Document(file=file, path=path, data=None, ignores=_parse_ignores(text))
+    if root is None:
+        return None, [Finding(file, 1, 1, "error", "schema",
+                              "file is empty: start with `version: 1` (`smtpconf init` writes a starter file)")]
+    walker = _Walker(doc)
+    try:
+        doc.data = walker.value(root, ())
+    except _AliasLimit as exc:
+        return None, [Finding(file, exc.mark.line + 1, exc.mark.column + 1, "error", "yaml-alias-limit",
+                              f"aliases expand more than {MAX_ALIAS_USES} times (an alias bomb?): "
+                              "write the values out instead of nesting aliases")]
+    except RecursionError:
+        return None, [Finding(file, 1, 1, "error", "yaml-syntax", "nesting is too deep")]
+    return doc, walker.findings
+
+
+def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    if mark is not None and text[mark.index : mark.index + 1] == "\t":
+        problem += " (a tab: YAML indentation must use spaces)"
+    context = f" {exc.context}" if exc.context and exc.context not in problem else ""
+    return Finding(file, line, col, "error", "yaml-syntax", f"{problem}{context}".strip())
+
+
+def _parse_ignores(text: str) -> dict[int, frozenset[str]]:
+    """``# smtpconf: ignore[rule-a, rule-b]`` silences those rules on its line; a comment alone on a
+    line silences them on the next line too (like yamllint's disable-line)."""
+    ignores: dict[int, frozenset[str]] = {}
+    if "smtpconf:" not in text:
+        return ignores
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _IGNORE.search(line)
+        if match is None:
+            continue
+        rules = frozenset(r.strip() for r in match.group(1).split(",") if r.strip())
+        targets = [number, number + 1] if line.lstrip().startswith("#") else [number]
+        for target in targets:
+            ignores[target] = ignores.get(target, frozenset()) | rules
+    return ignores
+
+
+class _Walker:
+    """Turns composed nodes into data, recording positions and YAML-level findings."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.findings: list[Finding] = []
+        self._expanded: set[int] = set()
+        self._alias_uses = 0
+
+    def value(self, node: yaml.Node, path: JsonPath) -> Any:
+        # PyYAML resolves an alias to the anchored node object itself, so a node seen twice is an
+        # alias use. Counting those uses bounds the expansion without ever building it.
+        if id(node) in self._expanded:
+            self._alias_uses += 1
+            if self._alias_uses > MAX_ALIAS_USES:
+                raise _AliasLimit(node.start_mark)
+        else:
+            self._expanded.add(id(node))
+        self.doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(child, path + (index,)) for index, child in enumerate(node.value)]
+        return self._mapping(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        merges: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self._add(key_node, "yaml-syntax", "a mapping key must be a plain value, not a list or mapping")
+                continue
+            # Keys are names (relays, groups, domains, addresses): read them as written, so that a
+            # relay called `163` or a key `no` stays the string the user typed.
+            key = key_node.value
+            if key in first_line:
+                self._add(key_node, "duplicate-key",
+                          f"duplicate key '{key}' (first at line {first_line[key]}); YAML keeps only the "
+                          "last value, so remove or rename one")
+                continue
+            first_line[key] = key_node.start_mark.line + 1
+            child = path + (key,)
+            self.doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = self.value(value_node, child)
+        for merge in merges:  # YAML merge keys (`<<: *base`): explicit keys win
+            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    self._add(source, "yaml-syntax", "`<<` must merge a mapping or a list of mappings")
+                    continue
+                for key, value in self._mapping(source, path).items():
+                    result.setdefault(key, value)
+        return result
+
+    def _scalar(self, node: yaml.ScalarNode, path: JsonPath) -> Any:
+        tag = node.tag
+        if tag == _TAG + "str":
+            return node.value
+        if tag == _TAG + "int":
+            text = node.value.lstrip("+-")
+            if not node.style and (":" in text or (len(text) > 1 and text[0] == "0" and text[1] not in "xX")):
+                value = _CONSTRUCTOR.construct_yaml_int(node)
+                self._add(node, "yaml-octal",
+                          f"'{node.value}' is read by YAML 1.1 as the number {value} (octal or base 60); "
+                          f"write {text.lstrip('0') or '0'} or quote it")
+                return value
+            return _CONSTRUCTOR.construct_yaml_int(node)
+        if tag == _TAG + "bool":
+            value = _CONSTRUCTOR.construct_yaml_bool(node)
+            if node.value.lower() in _TRUTHY_WORDS:
+                self._add(node, "yaml-truthy",
+                          f"'{node.value}' is read by YAML 1.1 as the boolean {str(value).lower()}; write "
+                          f"{str(value).lower()}, or quote it if you meant the text")
+            return value
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "float":
+            return _CONSTRUCTOR.construct_yaml_float(node)
+        if tag in (_TAG + "timestamp", _TAG + "binary", _TAG + "value"):
+            return node.value  # JSON has no timestamp: keep the text, and let the schema judge it
+        self._add(node, "yaml-syntax", f"unsupported YAML tag {tag}: smtpconf files use plain YAML values")
+        return node.value
+
+    def _add(self, node: yaml.Node, rule: str, message: str) -> None:
+        level = "warning" if rule == "yaml-truthy" else "error"
+        mark = node.start_mark
+        finding = Finding(self.doc.file, mark.line + 1, mark.column + 1, level, rule, message)
+        if finding not in self.findings:  # an aliased node is walked once per use
+            self.findings.append(finding)

@@ -1,0 +1,27 @@
+"""``file:line:col: level [rule] message`` — colour on a terminal unless NO_COLOR is set."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from smtpconf.findings import Finding
+from smtpconf.rules import Rule
+
+_COLOURS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
+_RESET, _DIM = "\033[0m", "\033[2m"
+
+
+def use_colour() -> bool:
+    # https://no-color.org: any non-empty NO_COLOR disables colour.
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
+    colour = use_colour()
+    lines = []
+    for f in findings:
+        level = f"{_COLOURS[f.level]}{f.level}{_RESET}" if colour else f.level
+        rule = f"{_DIM}[{f.rule}]{_RESET}" if colour else f"[{f.rule}]"
+        lines.append(f"{f.file}:{f.line}:{f.col}: {level} {rule} {f.message}")
+    return "\n".join(lines) + ("\n" if lines else "")

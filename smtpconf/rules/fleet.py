@@ -1,0 +1,77 @@
+"""Fleet groups: how Postfix reaches the relays."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from smtpconf.model import Config, FleetGroup, Relay, tls_level_at_least
+from smtpconf.rules import Hit, rule
+
+
+def group_relays(config: Config, group: FleetGroup) -> list[Relay]:
+    """The default relay and every sender relay of a group, each once."""
+    names = dict.fromkeys([group.relay, *(s.relay for s in group.sender_relays)])
+    return [config.relays[name] for name in names]
+
+
+def _level_path(group: FleetGroup, config: Config) -> tuple[object, ...]:
+    explicit = "tls_level" in config.doc.data["fleet"][group.name]
+    return group.path + ("tls_level",) if explicit else group.path
+
+
+@rule("wrappermode-required", "error")
+def wrappermode_required(config: Config) -> Iterator[Hit]:
+    """A fleet group relays through an implicit-TLS relay (465) with `tls_level` below `encrypt`.
+
+    Postfix reaches an implicit-TLS ("SMTPS", port 465) relay only with `smtp_tls_wrappermode = yes`,
+    and wrapper mode requires `smtp_tls_security_level` encrypt or stronger: with `may` or `none`
+    Postfix connects in plaintext and the relay hangs up, or the mail is deferred. Set `tls_level`
+    to `verify` (the default), `secure` or `encrypt`, or use the relay's STARTTLS port (587).
+    """
+    for group in config.fleet.values():
+        if tls_level_at_least(group.tls_level, "encrypt"):
+            continue
+        for relay in group_relays(config, group):
+            if relay.endpoint.security == "tls":
+                yield Hit(_level_path(group, config),
+                          f"fleet group '{group.name}': relay '{relay.name}' uses implicit TLS (port "
+                          f"{relay.endpoint.port}); Postfix's smtp_tls_wrappermode needs tls_level encrypt "
+                          f"or stronger, not {group.tls_level}")
+
+
+@rule("tls-level-weak", "warning")
+def tls_level_weak(config: Config) -> Iterator[Hit]:
+    """A fleet group authenticates to a relay with `tls_level` below `encrypt`.
+
+    With `may`, Postfix uses TLS only when the relay offers it; anyone who strips STARTTLS from the
+    relay's greeting gets the SMTP password. With `none` it never uses TLS. Use `verify` (the
+    default: TLS with a verified certificate), `secure`, or at least `encrypt`.
+    """
+    for group in config.fleet.values():
+        if tls_level_at_least(group.tls_level, "encrypt"):
+            continue
+        relays = [r for r in group_relays(config, group)
+                  if r.authenticates and r.endpoint.security != "tls"]  # implicit TLS: wrappermode-required
+        if relays:
+            names = ", ".join(f"'{r.name}'" for r in relays)
+            yield Hit(_level_path(group, config),
+                      f"fleet group '{group.name}': tls_level {group.tls_level} may send the password for "
+                      f"{names} without TLS; use verify")
+
+
+@rule("relay-tls-conflict", "error")
+def relay_tls_conflict(config: Config) -> Iterator[Hit]:
+    """A fleet group requires TLS (`tls_level` encrypt or stronger) from a relay set to `security: none`.
+
+    Postfix would defer every message for that relay, because the relay is declared to have no
+    TLS. Either the relay offers STARTTLS (set `security: starttls`) or the group's `tls_level` must
+    allow plaintext — which, with a password, is the `tls-level-weak` problem.
+    """
+    for group in config.fleet.values():
+        if not tls_level_at_least(group.tls_level, "encrypt"):
+            continue
+        for relay in group_relays(config, group):
+            if relay.endpoint.security == "none":
+                yield Hit(_level_path(group, config),
+                          f"fleet group '{group.name}': tls_level {group.tls_level} requires TLS, but relay "
+                          f"'{relay.name}' has security none")

@@ -1,0 +1,846 @@
+"""Real SMTP servers ("providers") for integration tests, on 127.0.0.1 only.
+
+Everything here listens on loopback ports chosen by the kernel (bind to port 0), so tests can run
+in parallel and never touch a public address (SPEC section 6).
+
+* :class:`TestCA` -- a throw-away certificate authority (trustme) that issues server certificates,
+  including expired, soon-expiring and wrong-name ones.
+* :class:`Provider` -- an aiosmtpd server speaking STARTTLS, implicit TLS or plaintext, with
+  AUTH PLAIN/LOGIN, recording every message and every AUTH attempt. Its switches also make the
+  misbehaving servers the live checks must recognise (no STARTTLS, AUTH before TLS, no AUTH,
+  slow greeting).
+* :class:`Tarpit` -- accepts TCP connections and never says a word.
+* :class:`DelayedGreetingFarm` -- many slow-greeting SMTP endpoints served by ONE event loop
+  thread (cheap enough for benchmarks with hundreds of endpoints).
+* :func:`closed_port` -- a loopback port with nothing listening.
+
+Every server is a context manager and also has ``start()``/``stop()``; ``stop()`` drops open client
+connections so it never waits on a client a failing test forgot to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, overload
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+LOOPBACK = "127.0.0.1"
+
+Mode = Literal["starttls", "tls", "plain"]
+
+# How long start()/stop() may take before we call the server broken. Generous: a loaded CI box.
+_START_TIMEOUT = 10.0
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------
+# Small shared helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _bind_loopback() -> socket.socket:
+    """A TCP socket bound to an ephemeral loopback port (not yet listening).
+
+    We bind *before* starting a server and hand the socket to asyncio: the port is known
+    immediately and there is no "pick a free port, then bind it" race with other tests.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((LOOPBACK, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# Sockets that reserve the ports handed out by closed_port(): kept for the life of the process so
+# no later test server can be given the same port by the kernel.
+_RESERVED: list[socket.socket] = []
+
+
+def closed_port() -> int:
+    """Return a loopback port on which nothing listens (connecting is refused at once).
+
+    The port stays bound -- but not listening -- until the process exits: on Linux a SYN to a
+    bound, non-listening socket is answered with RST, and no other server can take the port.
+    """
+    sock = _bind_loopback()
+    _RESERVED.append(sock)
+    return int(sock.getsockname()[1])
+
+
+def _insecure_client_context() -> ssl.SSLContext:
+    """A client context that completes a handshake with anything (readiness checks only)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class RecordList(Sequence[T], Generic[T]):
+    """A list that the server thread appends to and the test thread reads and waits on.
+
+    Indexing, ``len()``, iteration and ``==`` against a list work on a consistent snapshot.
+    """
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+        self._cond = threading.Condition()
+
+    def append(self, item: T) -> None:
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._items.clear()
+
+    def snapshot(self) -> list[T]:
+        with self._cond:
+            return list(self._items)
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> list[T]:
+        """Block until at least ``n`` items exist; return them all. TimeoutError otherwise."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._items) >= n, timeout):
+                raise TimeoutError(f"expected {n} record(s) within {timeout}s, got {len(self._items)}")
+            return list(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        return self.snapshot()[index]
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.snapshot())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RecordList):
+            other = other.snapshot()
+        return isinstance(other, list) and self.snapshot() == other
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like list
+
+    def __repr__(self) -> str:
+        return f"RecordList({self.snapshot()!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# Test certificate authority
+# --------------------------------------------------------------------------------------------
+
+
+class TestCA:
+    """A trustme CA whose certificate is also written to a file (for msmtp, Postfix, swaks...).
+
+    ``issue()`` returns a server-side :class:`ssl.SSLContext`; ``cert_pem_paths()`` writes the
+    same kind of certificate to files for servers that read PEM files.
+    """
+
+    # The name starts with "Test": tell pytest this is not a test class to collect.
+    __test__ = False
+
+    EXPIRING_SOON_DAYS = 5
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.ca = trustme.CA()
+        # Own the directory only if we created it; a caller's (e.g. tmp_path_factory) is theirs.
+        self._owned_dir = directory is None
+        self.directory = Path(tempfile.mkdtemp(prefix="smtpconf-ca-")) if directory is None else directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ca_pem_path: Path = self.directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_pem_path))
+        self._serial = 0
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca.cert_pem.bytes()
+
+    def _leaf(self, names: Sequence[str], expired: bool, expiring_soon: bool) -> trustme.LeafCert:
+        if not names:
+            raise ValueError("a certificate needs at least one name")
+        if expired and expiring_soon:
+            raise ValueError("expired and expiring_soon are exclusive")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        not_before: datetime.datetime | None = None
+        not_after: datetime.datetime | None = None
+        if expired:
+            # Valid for a while in the past, so the only thing wrong with it is the expiry.
+            not_before, not_after = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
+        elif expiring_soon:
+            not_before = now - datetime.timedelta(days=1)
+            not_after = now + datetime.timedelta(days=self.EXPIRING_SOON_DAYS)
+        return self.ca.issue_cert(*names, not_before=not_before, not_after=not_after)
+
+    def issue(
+        self, names: Sequence[str], *, expired: bool = False, expiring_soon: bool = False
+    ) -> ssl.SSLContext:
+        """A server context presenting a certificate for ``names`` (hostnames or IP addresses).
+
+        ``expired``: notAfter is yesterday. ``expiring_soon``: notAfter is
+        :attr:`EXPIRING_SOON_DAYS` days from now (still valid; for the ``cert-expiring`` rule).
+        """
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._leaf(names, expired, expiring_soon).configure_cert(ctx)
+        return ctx
+
+    def cert_pem_paths(
+        self, names: Sequence[str], *, expired: bool = False, expiring_soon: bool = False
+    ) -> tuple[Path, Path]:
+        """Write a certificate for ``names`` to files; return ``(cert chain path, key path)``.
+
+        The key file is mode 0600, as Postfix and friends expect of private keys.
+        """
+        leaf = self._leaf(names, expired, expiring_soon)
+        self._serial += 1
+        stem = f"{self._serial:03d}-{names[0].replace('*', '_star_')}"
+        chain_path = self.directory / f"{stem}.chain.pem"
+        key_path = self.directory / f"{stem}.key.pem"
+        chain_path.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(leaf.private_key_pem.bytes())
+        return chain_path, key_path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this CA and checks hostnames (like a real client)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_pem_path))
+        return ctx
+
+    def close(self) -> None:
+        """Remove the directory if we created it."""
+        if self._owned_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> TestCA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Provider: aiosmtpd with recording
+# --------------------------------------------------------------------------------------------
+
+
+class Received(NamedTuple):
+    """One message as the provider accepted it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    auth_user: str | None  # the AUTH identity of the session, None if it did not authenticate
+    tls: bool  # whether the message travelled over TLS (STARTTLS or implicit)
+
+
+class AuthAttempt(NamedTuple):
+    """One AUTH PLAIN/LOGIN attempt; compares equal to a ``(user, success)`` tuple."""
+
+    user: str
+    success: bool
+
+
+class _Handler:
+    """aiosmtpd handler: AUTH policy, EHLO advertisement and recording."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        # aiosmtpd's built-in PLAIN and LOGIN both hand us a LoginPassword of bytes.
+        assert isinstance(auth_data, LoginPassword)
+        user = auth_data.login.decode("utf-8", "surrogateescape")
+        password = auth_data.password.decode("utf-8", "surrogateescape")
+        users = self.provider.users
+        ok = user in users and users[user] == password
+        self.provider.auth_attempts.append(AuthAttempt(user, ok))
+        # handled=False with no message makes aiosmtpd answer
+        # "535 5.7.8 Authentication credentials invalid" on failure.
+        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # With this 5-argument hook aiosmtpd no longer records the client name itself; without it
+        # every MAIL would get "503 Error: send HELO first".
+        session.host_name = hostname
+        if not self.provider.users:
+            # No accounts: do not advertise AUTH at all (the "auth-not-offered" server).
+            responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        # We enforce "AUTH before MAIL" here instead of aiosmtpd's auth_required, because that
+        # one warns whenever AUTH is allowed without TLS -- which implicit TLS always is to
+        # aiosmtpd (see Provider._smtp_kwargs).
+        if self.provider.auth_required and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        transport = server.transport
+        tls = transport is not None and transport.get_extra_info("ssl_object") is not None
+        # original_content: the bytes as received (after dot-unstuffing), whatever decode_data says.
+        data = envelope.original_content or b""
+        self.provider.messages.append(
+            Received(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=list(envelope.rcpt_tos),
+                data=data,
+                auth_user=session.auth_data if session.authenticated else None,
+                tls=tls,
+            )
+        )
+        return "250 2.0.0 OK: queued"
+
+
+class _QuietSession(Session):
+    """aiosmtpd 1.4 sets the deprecated ``login_data`` itself on every successful AUTH, and the
+    setter logs a WARNING each time; this session keeps the value without the noise."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's SMTP plus a greeting delay and a registry of live connections."""
+
+    def __init__(self, handler: Any, *, live: set[_SMTP], greeting_delay: float, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._live = live
+        self._greeting_delay = greeting_delay
+
+    def _create_session(self) -> Session:
+        return _QuietSession(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # aiosmtpd calls this again after STARTTLS; registering twice is harmless (a set).
+        self._live.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._live.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        # aiosmtpd sends the 220 greeting first thing in _handle_client (1.4.x internals); sleeping
+        # before it is the least invasive way to make a slow greeter.
+        if self._greeting_delay > 0:
+            await asyncio.sleep(self._greeting_delay)
+        await super()._handle_client()
+
+    def abort(self) -> None:
+        """Drop the connection now (used by stop(); must run in the server's loop)."""
+        # After STARTTLS, self.transport is the TLS layer; abort the socket underneath.
+        transport = self._original_transport or self.transport
+        if transport is not None:
+            transport.abort()
+
+
+class _Controller(Controller):
+    """aiosmtpd's threaded Controller, fixed up for tests.
+
+    * Serves a socket we bound to port 0. Controller(port=0) would bind fine but then its
+      readiness check (_trigger_server) connects to port 0 and start() fails.
+    * Its own readiness check reads the greeting, which with a greeting delay takes up to its 1s
+      socket timeout. Ours only connects (plus a TLS handshake for implicit TLS, so a broken
+      server context fails start() instead of the first test client): aiosmtpd builds the SMTP
+      object when asyncio *accepts* the connection, which is all start() waits for.
+    * stop() first drops live client connections: from Python 3.12 on, Server.wait_closed()
+      (inside Controller.stop) waits for every connection, so one forgotten client would hang it.
+    """
+
+    def __init__(
+        self, handler: Any, *, sock: socket.socket, greeting_delay: float, **kwargs: Any
+    ) -> None:
+        super().__init__(handler, hostname=LOOPBACK, port=int(sock.getsockname()[1]), **kwargs)
+        self._sock = sock
+        self._greeting_delay = greeting_delay
+        self._live: set[_SMTP] = set()
+
+    def factory(self) -> SMTP:
+        return _SMTP(self.handler, live=self._live, greeting_delay=self._greeting_delay, **self.SMTP_kwargs)
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
+
+    def _trigger_server(self) -> None:
+        with socket.create_connection((LOOPBACK, self.port), timeout=self.ready_timeout) as sock:
+            if self.ssl_context is not None:
+                with _insecure_client_context().wrap_socket(sock):
+                    pass
+
+    def _abort_live(self) -> None:
+        for smtp in list(self._live):
+            smtp.abort()
+
+    def stop(self, no_assert: bool = False) -> None:
+        # Callbacks run in FIFO order: the aborts happen before Controller.stop cancels tasks.
+        self.loop.call_soon_threadsafe(self._abort_live)
+        super().stop(no_assert=no_assert)
+
+
+class Provider:
+    """A real SMTP submission server on 127.0.0.1 (aiosmtpd in a background thread).
+
+    ``mode``:
+      * ``"starttls"`` -- plaintext greeting, STARTTLS offered and (by default) required before
+        anything but EHLO/NOOP/QUIT; AUTH is advertised and accepted only after TLS.
+      * ``"tls"`` -- implicit TLS from the first byte (port-465 style); AUTH advertised at once.
+      * ``"plain"`` -- no TLS at all; AUTH (if ``users``) in the clear. Also serves as "a
+        plaintext server where TLS is expected".
+
+    ``users``: accounts for AUTH PLAIN and LOGIN. When given, AUTH is required before MAIL
+    (``auth_required`` overrides). Without users AUTH is not advertised at all. Wrong
+    credentials get ``535 5.7.8 Authentication credentials invalid``.
+
+    Misbehaviour switches (for the live checks):
+      * ``offer_starttls=False`` (starttls mode) -- never offers STARTTLS, AUTH offered in the
+        clear: a server where STARTTLS was expected but is not offered.
+      * ``auth_before_tls=True`` (starttls mode) -- offers STARTTLS *and* advertises/accepts AUTH
+        before it; STARTTLS is then not required unless ``require_starttls=True``.
+      * ``greeting_delay`` -- seconds to wait before the 220 greeting.
+      * a wrong-name or expired certificate: pass ``ssl_context=ca.issue(["other.test"])`` or
+        ``ca.issue([...], expired=True)``.
+
+    Give either ``ssl_context`` (server side) or ``ca`` (then a certificate for ``hostname``,
+    ``localhost`` and ``127.0.0.1`` is issued, so clients connecting to 127.0.0.1 verify).
+
+    Records every accepted message in :attr:`messages` (:class:`Received`) and every AUTH attempt
+    in :attr:`auth_attempts` (:class:`AuthAttempt`); both are thread-safe :class:`RecordList`.
+    """
+
+    host = LOOPBACK
+
+    def __init__(
+        self,
+        mode: Mode = "starttls",
+        *,
+        users: dict[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca: TestCA | None = None,
+        hostname: str = "smtp.provider.test",
+        auth_required: bool | None = None,
+        require_starttls: bool | None = None,
+        offer_starttls: bool = True,
+        auth_before_tls: bool = False,
+        greeting_delay: float = 0.0,
+    ) -> None:
+        if mode not in ("starttls", "tls", "plain"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode: Mode = mode
+        self.users: dict[str, str] = dict(users or {})
+        self.hostname = hostname
+        self.auth_required = bool(self.users) if auth_required is None else auth_required
+        self.offer_starttls = offer_starttls
+        self.auth_before_tls = auth_before_tls
+        self.greeting_delay = greeting_delay
+        self.require_starttls = (not auth_before_tls) if require_starttls is None else require_starttls
+        if ssl_context is None and ca is not None and self._uses_tls:
+            ssl_context = ca.issue([hostname, "localhost", LOOPBACK])
+        if self._uses_tls and ssl_context is None:
+            raise ValueError(f"mode {mode!r} needs ssl_context= or ca=")
+        self.ssl_context = ssl_context
+        self.messages: RecordList[Received] = RecordList()
+        self.auth_attempts: RecordList[AuthAttempt] = RecordList()
+        self.port: int = 0  # set by start()
+        self._controller: _Controller | None = None
+
+    @property
+    def _uses_tls(self) -> bool:
+        return self.mode == "tls" or (self.mode == "starttls" and self.offer_starttls)
+
+    def _smtp_kwargs(self) -> dict[str, Any]:
+        handler = self._handler
+        kwargs: dict[str, Any] = {
+            "server_hostname": self.hostname,  # Controller's own "hostname" is the bind address
+            "authenticator": handler.authenticate,
+            # aiosmtpd only counts STARTTLS as TLS: with implicit TLS and the default
+            # auth_require_tls=True it would hide AUTH and answer 538. So plaintext AUTH is
+            # "allowed" everywhere except a proper STARTTLS server.
+            "auth_require_tls": self.mode == "starttls" and self.offer_starttls and not self.auth_before_tls,
+        }
+        if not self.users:
+            # No accounts: AUTH itself answers "504 Unrecognized authentication type".
+            kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+        if self.mode == "starttls" and self.offer_starttls:
+            kwargs["tls_context"] = self.ssl_context
+            kwargs["require_starttls"] = self.require_starttls
+        elif self.mode == "tls":
+            kwargs["ssl_context"] = self.ssl_context  # Controller wraps the listener: implicit TLS
+        return kwargs
+
+    def start(self) -> Provider:
+        if self._controller is not None:
+            raise RuntimeError("provider already running")
+        self._handler = _Handler(self)
+        sock = _bind_loopback()
+        controller = _Controller(
+            self._handler,
+            sock=sock,
+            greeting_delay=self.greeting_delay,
+            ready_timeout=_START_TIMEOUT,
+            **self._smtp_kwargs(),
+        )
+        try:
+            controller.start()
+        except BaseException:
+            # A half-started controller may own a thread and the socket: release both.
+            if controller._thread is not None:
+                controller.stop(no_assert=True)
+            sock.close()
+            raise
+        self.port = controller.port
+        self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def wait_for_messages(self, n: int = 1, timeout: float = 5.0) -> list[Received]:
+        """Block until ``n`` messages were received; return all messages so far."""
+        return self.messages.wait_for(n, timeout)
+
+    def __enter__(self) -> Provider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Provider {self.mode} {self.host}:{self.port} {self.hostname}>"
+
+
+# --------------------------------------------------------------------------------------------
+# Raw asyncio servers: tarpit and slow-greeting farm (one loop thread for any number of ports)
+# --------------------------------------------------------------------------------------------
+
+
+class _LoopServers:
+    """Serve ``count`` loopback ports from one asyncio event loop in one daemon thread.
+
+    Subclasses provide ``_make_protocol()``; protocols call ``_track``/``_untrack`` with their
+    transport so stop() can drop every open connection.
+    """
+
+    host = LOOPBACK
+
+    def __init__(self, count: int = 1, *, implicit_tls: ssl.SSLContext | None = None) -> None:
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        self.count = count
+        self._implicit_tls = implicit_tls
+        self.ports: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    @property
+    def port(self) -> int:
+        """The first port (convenient when count == 1)."""
+        return self.ports[0]
+
+    def _make_protocol(self) -> asyncio.Protocol:
+        raise NotImplementedError
+
+    def _track(self, transport: asyncio.BaseTransport) -> None:
+        self._transports.add(transport)
+
+    def _untrack(self, transport: asyncio.BaseTransport) -> None:
+        self._transports.discard(transport)
+
+    def start(self) -> _LoopServers:
+        if self._thread is not None:
+            raise RuntimeError("already running")
+        socks = [_bind_loopback() for _ in range(self.count)]
+        self.ports = [int(s.getsockname()[1]) for s in socks]
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name=f"{type(self).__name__}-loop", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            asyncio.run_coroutine_threadsafe(self._listen(socks), loop).result(_START_TIMEOUT)
+        except BaseException:
+            for s in socks:
+                s.close()
+            self.stop()
+            raise
+        return self
+
+    async def _listen(self, socks: list[socket.socket]) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in socks:
+            server = await loop.create_server(self._make_protocol, sock=sock, ssl=self._implicit_tls, backlog=128)
+            self._servers.append(server)
+
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            server.close()
+        for transport in list(self._transports):
+            transport.abort()
+        # abort() schedules connection_lost() callbacks; let them (and TLS teardown) run.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_START_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_START_TIMEOUT)
+            loop.close()
+
+    def __enter__(self) -> _LoopServers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _SilentProtocol(asyncio.Protocol):
+    """Accept, read and discard; never write. Closed only by the client or Tarpit.stop()."""
+
+    def __init__(self, owner: _LoopServers) -> None:
+        self._owner = owner
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._owner._track(transport)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # swallow whatever the client says
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._owner._untrack(self._transport)
+
+
+class Tarpit(_LoopServers):
+    """Accepts TCP connections and never sends a greeting; holds them open until stop().
+
+    ``Tarpit()`` serves one port (``.port``); ``Tarpit(count=n)`` serves ``n`` (``.ports``).
+    """
+
+    def __init__(self, count: int = 1) -> None:
+        super().__init__(count)
+
+    def _make_protocol(self) -> asyncio.Protocol:
+        return _SilentProtocol(self)
+
+    def __enter__(self) -> Tarpit:
+        self.start()
+        return self
+
+
+class _ProbeSMTP(asyncio.Protocol):
+    """Just enough server-side SMTP for a probe: greeting after a delay, EHLO/HELO, STARTTLS,
+    NOOP, RSET, QUIT. AUTH is advertised (after TLS in starttls mode) but always refused.
+    """
+
+    def __init__(self, farm: DelayedGreetingFarm) -> None:
+        self._farm = farm
+        self._transport: asyncio.Transport | None = None
+        self._tracked: asyncio.BaseTransport | None = None
+        self._buffer = b""
+        self._greeted = False
+        self._upgrading = False
+        self._tls = farm.mode == "tls"
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- connection lifecycle --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._tracked = transport  # the outermost transport; abort() on it drops the socket
+        self._farm._track(transport)
+        # A timer, not a task per connection: hundreds of waiting connections cost almost nothing.
+        self._timer = asyncio.get_running_loop().call_later(self._farm.delay, self._greet)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._tracked is not None:
+            self._farm._untrack(self._tracked)
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._process()
+
+    # -- SMTP --
+
+    def _write(self, *lines: str) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write("".join(line + "\r\n" for line in lines).encode("ascii"))
+
+    def _greet(self) -> None:
+        self._greeted = True
+        self._write(f"220 {self._farm.hostname} ESMTP slow but ready")
+        self._process()  # a client that spoke early gets its answers now
+
+    def _process(self) -> None:
+        # Nothing is answered before the greeting, nor while the TLS handshake is in progress.
+        while self._greeted and not self._upgrading and b"\n" in self._buffer:
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            self._command(line.strip().decode("ascii", "replace"))
+
+    def _command(self, line: str) -> None:
+        verb, _, _arg = line.partition(" ")
+        verb = verb.upper()
+        farm = self._farm
+        if verb == "EHLO":
+            caps = [farm.hostname, "PIPELINING", "8BITMIME"]
+            if farm.mode == "starttls" and not self._tls:
+                caps.append("STARTTLS")
+            if self._tls:
+                caps.append("AUTH PLAIN LOGIN")
+            self._write(*(f"250-{c}" for c in caps[:-1]), f"250 {caps[-1]}")
+        elif verb == "HELO":
+            self._write(f"250 {farm.hostname}")
+        elif verb == "STARTTLS" and farm.mode == "starttls" and not self._tls:
+            self._write("220 2.0.0 Ready to start TLS")
+            self._upgrading = True
+            asyncio.get_running_loop().create_task(self._start_tls())
+        elif verb in ("NOOP", "RSET"):
+            self._write("250 2.0.0 OK")
+        elif verb == "QUIT":
+            self._write("221 2.0.0 Bye")
+            if self._transport is not None:
+                self._transport.close()
+        elif verb == "AUTH":
+            self._write("535 5.7.8 Authentication credentials invalid")
+        else:
+            self._write("502 5.5.2 Command not implemented")
+
+    async def _start_tls(self) -> None:
+        transport = self._transport
+        assert transport is not None and self._farm.ssl_context is not None
+        try:
+            # loop.start_tls (not StreamWriter.start_tls) works on every Python >= 3.7.
+            new = await asyncio.get_running_loop().start_tls(
+                transport, self, self._farm.ssl_context, server_side=True, ssl_handshake_timeout=10
+            )
+        except Exception:
+            transport.abort()  # the client gave up on or rejected the handshake
+            return
+        if new is None:  # the connection closed during the handshake
+            return
+        self._transport = new
+        self._tls = True
+        self._upgrading = False
+        self._buffer = b""  # RFC 3207: forget anything sent before TLS
+        self._process()
+
+
+class DelayedGreetingFarm(_LoopServers):
+    """``count`` SMTP endpoints on loopback that greet ``delay`` seconds after connecting.
+
+    All ports are served by ONE asyncio event loop thread, so a benchmark can run hundreds.
+    ``mode``: ``"starttls"`` (STARTTLS offered, AUTH PLAIN LOGIN advertised after it), ``"tls"``
+    (implicit TLS, AUTH advertised), ``"plain"`` (neither). TLS modes need ``ssl_context``.
+    ``.ports`` lists the ports, ``.port`` is the first.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        delay: float,
+        mode: Mode = "starttls",
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        hostname: str = "slow.provider.test",
+    ) -> None:
+        if mode not in ("starttls", "tls", "plain"):
+            raise ValueError(f"unknown mode {mode!r}")
+        if mode != "plain" and ssl_context is None:
+            raise ValueError(f"mode {mode!r} needs ssl_context=")
+        super().__init__(count, implicit_tls=ssl_context if mode == "tls" else None)
+        self.delay = delay
+        self.mode: Mode = mode
+        self.ssl_context = ssl_context
+        self.hostname = hostname
+
+    def _make_protocol(self) -> asyncio.Protocol:
+        return _ProbeSMTP(self)
+
+    def __enter__(self) -> DelayedGreetingFarm:
+        self.start()
+        return self
+
+
+def wait_for_port_closed(port: int, timeout: float = 2.0) -> bool:
+    """True once connecting to ``port`` is refused (a stopped server really let go)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                pass
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+__all__ = [
+    "LOOPBACK",
+    "AuthAttempt",
+    "DelayedGreetingFarm",
+    "Mode",
+    "Provider",
+    "Received",
+    "RecordList",
+    "Tarpit",
+    "TestCA",
+    "closed_port",
+    "wait_for_port_closed",
+]
