@@ -196,12 +196,14 @@ def tls_level_at_least(level: str, minimum: str) -> bool:
     return TLS_LEVELS.index(level) >= TLS_LEVELS.index(minimum)
 
 
-def secret(value: Any, path: JsonPath) -> SecretRef | None:
+def secret(doc: Document, value: Any, path: JsonPath) -> SecretRef | None:
     if value is None:
         return None
     if isinstance(value, str):
         return SecretRef("inline", value, path)
     (kind, ref), = value.items()
+    if kind == "file":  # relative to the smtpconf file, like ca_file
+        ref = _resolve_file(doc, ref)
     return SecretRef(kind, ref, path)
 
 
@@ -276,7 +278,7 @@ def build(doc: Document) -> Config:
             name=name,
             endpoint=endpoint(doc, raw, path, preset_servers=preset.smtp if preset else ()),
             username=raw.get("username", preset.username if preset else None),
-            password=secret(raw.get("password"), path + ("password",)),
+            password=secret(doc, raw.get("password"), path + ("password",)),
             path=path,
         )
 
@@ -294,7 +296,7 @@ def build(doc: Document) -> Config:
         username = raw.get("username") or (preset.username if preset and preset.username else raw["email"])
         accounts.append(Account(
             email=raw["email"], name=raw.get("name"), smtp=smtp, username=username,
-            password=secret(raw.get("password"), path + ("password",)),
+            password=secret(doc, raw.get("password"), path + ("password",)),
             incoming=_incoming(doc, raw.get("incoming"), path + ("incoming",), raw.get("provider"), username),
             relay=raw.get("relay"), path=path,
         ))

@@ -558,8 +558,12 @@ class Provider:
 class _LoopServers:
     """Serve ``count`` loopback ports from one asyncio event loop in one daemon thread.
 
-    Subclasses provide ``_make_protocol()``; protocols call ``_track``/``_untrack`` with their
-    transport so stop() can drop every open connection.
+    We accept connections ourselves (``add_reader`` + ``accept``) rather than using
+    ``loop.create_server``: an asyncio Server that is closed while a just-accepted connection is
+    still being wrapped in a transport leaks that socket (the client then hangs until garbage
+    collection). Here every accepted socket is recorded synchronously, so stop() can close all of
+    them. Subclasses provide ``_make_protocol()``; protocols call ``_track``/``_untrack`` with
+    their transport so stop() can abort live connections cleanly.
     """
 
     host = LOOPBACK
@@ -572,7 +576,9 @@ class _LoopServers:
         self.ports: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[socket.socket] = []
+        self._conns: set[socket.socket] = set()  # every accepted socket, until stop()
+        self._setups: set[asyncio.Task[Any]] = set()  # connections still being set up (TLS)
         self._transports: set[asyncio.BaseTransport] = set()
 
     @property
@@ -592,38 +598,72 @@ class _LoopServers:
     def start(self) -> _LoopServers:
         if self._thread is not None:
             raise RuntimeError("already running")
-        socks = [_bind_loopback() for _ in range(self.count)]
-        self.ports = [int(s.getsockname()[1]) for s in socks]
+        self._listeners = [_bind_loopback() for _ in range(self.count)]
+        self.ports = [int(s.getsockname()[1]) for s in self._listeners]
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name=f"{type(self).__name__}-loop", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
         try:
-            asyncio.run_coroutine_threadsafe(self._listen(socks), loop).result(_START_TIMEOUT)
+            asyncio.run_coroutine_threadsafe(self._listen(), loop).result(_START_TIMEOUT)
         except BaseException:
-            for s in socks:
-                s.close()
             self.stop()
             raise
         return self
 
-    async def _listen(self, socks: list[socket.socket]) -> None:
+    async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
-        for sock in socks:
-            server = await loop.create_server(self._make_protocol, sock=sock, ssl=self._implicit_tls, backlog=128)
-            self._servers.append(server)
+        for listener in self._listeners:
+            listener.listen(128)
+            listener.setblocking(False)
+            loop.add_reader(listener.fileno(), self._on_acceptable, listener)
+
+    def _on_acceptable(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. ECONNABORTED: the client already gave up
+            conn.setblocking(False)
+            self._conns.add(conn)
+            task = loop.create_task(self._connect(conn))
+            self._setups.add(task)
+            task.add_done_callback(self._setups.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if self._implicit_tls is not None:
+                await loop.connect_accepted_socket(
+                    self._make_protocol, conn, ssl=self._implicit_tls, ssl_handshake_timeout=10
+                )
+            else:
+                await loop.connect_accepted_socket(self._make_protocol, conn)
+        except Exception:
+            conn.close()  # e.g. the client rejected our certificate or hung up mid-handshake
 
     async def _shutdown(self) -> None:
-        for server in self._servers:
-            server.close()
+        loop = asyncio.get_running_loop()
+        # 1. Stop accepting (remove_reader also cancels an accept callback already queued).
+        for listener in self._listeners:
+            loop.remove_reader(listener.fileno())
+            listener.close()
+        # 2. Connections still in their TLS handshake: cancelling closes their transport.
+        for task in list(self._setups):
+            task.cancel()
+        await asyncio.gather(*self._setups, return_exceptions=True)
+        # 3. Established connections: abort, then let connection_lost() callbacks run.
         for transport in list(self._transports):
             transport.abort()
-        # abort() schedules connection_lost() callbacks; let them (and TLS teardown) run.
         for _ in range(3):
             await asyncio.sleep(0)
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers.clear()
+        # 4. Anything left (closing an already-closed socket is a no-op).
+        for conn in self._conns:
+            conn.close()
+        self._conns.clear()
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -631,12 +671,13 @@ class _LoopServers:
         if loop is None or thread is None:
             return
         try:
-            if loop.is_running():
-                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_START_TIMEOUT)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_START_TIMEOUT)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(_START_TIMEOUT)
             loop.close()
+            for listener in self._listeners:
+                listener.close()
 
     def __enter__(self) -> _LoopServers:
         return self.start()

@@ -1,0 +1,1 @@
+"""Live checks: DNS queries and SMTP probes (``smtpconf check``) and ``smtpconf send-test``."""

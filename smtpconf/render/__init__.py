@@ -1,0 +1,166 @@
+"""The render pipeline shared by every target.
+
+A target is a module in this package with ``render(ctx) -> Iterable[RenderedFile]``: Python passes
+data, Jinja2 templates in ``templates/`` decide the text, ``escape.py`` makes values safe per
+format. The pipeline collects every file in memory, then writes them all at once into a temporary
+directory beside the output directory and swaps it in, so a failed render leaves the output as it
+was. Bytes are deterministic: same input, same output.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+
+from smtpconf.errors import RenderError, UsageError
+from smtpconf.model import Config
+from smtpconf.resources import resource_path
+
+if TYPE_CHECKING:
+    import jinja2
+
+# Target name -> module in this package. Order is the order of the manifest.
+TARGETS = {
+    "thunderbird": "thunderbird",
+    "autodiscover": "autodiscover",
+    "mobileconfig": "mobileconfig",
+    "msmtp": "msmtp",
+    "neomutt": "neomutt",
+    "git-send-email": "gitsendemail",
+    "dns": "dns",
+    "postfix": "postfix",
+    "ansible": "ansible",
+}
+MANIFEST_NAME = ".smtpconf-manifest.json"
+SECRET_MODE = 0o600  # anything that holds or may hold a credential
+PUBLIC_MODE = 0o644
+
+
+class RenderedFile(NamedTuple):
+    path: str  # relative to the output directory, '/'-separated
+    content: bytes
+    target: str
+    owner_kind: str | None = None  # "account" | "group" | "domain" (SPEC §5 manifest)
+    owner: str | None = None
+    mode: int = PUBLIC_MODE
+
+
+@dataclass
+class RenderContext:
+    config: Config
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        import jinja2
+
+        from smtpconf.render.escape import FILTERS
+
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(resource_path("templates"))),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,  # each format escapes explicitly with the filters of escape.py
+        )
+        env.filters.update(FILTERS)
+        return env
+
+    def template(self, name: str, **data: Any) -> bytes:
+        return self.env.get_template(name).render(**data).encode("utf-8")
+
+
+def safe_name(text: str) -> str:
+    """A file-name component for an address or name: no separators, no leading dot."""
+    cleaned = re.sub(r"[^\w@.+-]", "_", text)
+    return "_" + cleaned if cleaned.startswith(".") or not cleaned else cleaned
+
+
+def parse_only(only: str | None) -> list[str]:
+    if not only:
+        return list(TARGETS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        raise UsageError(f"unknown target(s) {', '.join(unknown)}; targets: {', '.join(TARGETS)}")
+    return [n for n in TARGETS if n in names]
+
+
+def render(config: Config, targets: list[str], options: dict[str, Any] | None = None) -> list[RenderedFile]:
+    ctx = RenderContext(config, options or {})
+    files: list[RenderedFile] = []
+    for name in targets:
+        module = importlib.import_module(f"smtpconf.render.{TARGETS[name]}")
+        files.extend(module.render(ctx))
+    paths = [f.path for f in files]
+    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+    if duplicates:
+        raise RenderError(f"two outputs would be written to the same path: {', '.join(duplicates)}")
+    return files
+
+
+def manifest(files: list[RenderedFile]) -> dict[str, Any]:
+    entries = []
+    for f in files:
+        entry: dict[str, Any] = {"path": f.path, "target": f.target}
+        if f.owner_kind:
+            entry[f.owner_kind] = f.owner
+        entries.append(entry)
+    return {"files": entries}
+
+
+def write_atomic(files: list[RenderedFile], out_dir: Path) -> None:
+    """Write ``files`` as the new content of ``out_dir``, all or nothing.
+
+    The new tree is built in a temporary directory beside ``out_dir`` (same file system, so the
+    final renames are atomic) and swapped in. ``out_dir`` is replaced only when it is absent, empty,
+    or was written by smtpconf (it holds our manifest): a render never deletes a user's files.
+    """
+    out_dir = out_dir.absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RenderError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
+        raise RenderError(f"{out_dir} is not empty and was not written by smtpconf; choose another -o "
+                          "directory or empty it")
+    parent = out_dir.parent
+    if not parent.is_dir():
+        raise RenderError(f"{parent} does not exist; create it first")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.smtpconf-", dir=parent))
+    except OSError as exc:
+        raise RenderError(f"cannot write in {parent}: {exc.strerror or exc}") from None
+    old: Path | None = None
+    try:
+        staging.chmod(0o755)
+        for f in files:
+            target = staging / f.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Create with the final mode: a credential file is never readable by others, not even
+            # for the instant between write and chmod.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f.mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(f.content)
+            os.chmod(target, f.mode)  # umask may have narrowed it
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest(files), indent=2, ensure_ascii=False) + "\n",
+                                             encoding="utf-8")
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
+            os.rename(out_dir, old / "tree")
+        os.rename(staging, out_dir)
+    except OSError as exc:
+        if old is not None and not out_dir.exists():
+            os.rename(old / "tree", out_dir)  # put the previous output back
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RenderError(f"cannot write {out_dir}: {exc.strerror or exc}; nothing was changed") from None
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,38 @@
+"""``smtpconf render FILE -o DIR [--only TARGET,...] [--format text|json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from smtpconf.errors import FatalError
+from smtpconf.render import manifest, parse_only, render, write_atomic
+
+
+def run(args: argparse.Namespace) -> int:
+    from smtpconf.lint import lint_path
+    from smtpconf.report.text import report
+    from smtpconf.rules import all_rules
+
+    targets = parse_only(args.only)
+    path = Path(args.file)
+    if not path.is_file():
+        raise FatalError(f"{args.file}: no such file")
+    result = lint_path(path, args.file)
+    # Findings go to stderr, so that `--format json` prints only the manifest on stdout.
+    sys.stderr.write(report(result.findings, all_rules()))
+    if result.config is None or any(f.level == "error" for f in result.findings):
+        print(f"smtpconf: render refused: {args.file} has errors (above); nothing was written", file=sys.stderr)
+        return 1
+    files = render(result.config, targets)
+    write_atomic(files, Path(args.output))
+    if args.format == "json":
+        print(json.dumps(manifest(files), indent=2, ensure_ascii=False))
+    else:
+        for f in files:
+            print(f"{Path(args.output) / f.path}")
+        print(f"smtpconf: rendered {len(files)} file(s) for {', '.join(targets)} into {args.output}",
+              file=sys.stderr)
+    return 0
