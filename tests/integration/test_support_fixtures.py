@@ -27,7 +27,11 @@ pytestmark = pytest.mark.integration
 
 # Longer than 255 bytes, so it must be served as several character-strings, and longer than
 # fits a 512-byte UDP reply without EDNS, so truncation + TCP fallback is exercised too.
-LONG_SPF = "v=spf1 " + " ".join(f"ip4:198.51.100.{i}" for i in range(30)) + " include:_spf.example.net ~all"
+LONG_SPF = (
+    "v=spf1 "
+    + " ".join(f"ip4:198.51.100.{i}" for i in range(30))
+    + " include:_spf.example.net ~all"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +73,9 @@ def test_nsd_answers_on_a_free_high_port(nsd: NsdServer) -> None:
     assert nsd.port > 1024
     assert nsd.running
     for name in ("example.test", "second.test"):
-        response = dns.query.udp(dns.message.make_query(name, "SOA"), "127.0.0.1", port=nsd.port, timeout=2)
+        response = dns.query.udp(
+            dns.message.make_query(name, "SOA"), "127.0.0.1", port=nsd.port, timeout=2
+        )
         assert response.flags & dns.flags.AA, f"{name}: not authoritative"
         assert response.answer
 
@@ -98,7 +104,9 @@ def test_nsd_serves_long_spf_txt_split_into_character_strings(nsd: NsdServer) ->
 
     # Without EDNS the answer does not fit 512 bytes: NSD sets TC, and the stub resolver
     # (which smtpconf uses) must retry over TCP, which NSD also serves.
-    plain = dns.query.udp(dns.message.make_query("example.test", "TXT"), "127.0.0.1", port=nsd.port, timeout=2)
+    plain = dns.query.udp(
+        dns.message.make_query("example.test", "TXT"), "127.0.0.1", port=nsd.port, timeout=2
+    )
     assert plain.flags & dns.flags.TC
     answer = _resolver(nsd).resolve("example.test", "TXT")
     assert [b"".join(r.strings).decode() for r in answer] == [LONG_SPF]
@@ -119,7 +127,9 @@ def test_txt_rdata_quotes_and_splits() -> None:
 def test_nsd_reports_a_broken_zone_clearly() -> None:
     need_program("nsd", "nsd")
     bad = zone_text("broken.test", [("host", "A", "999.0.0.1")])
-    with pytest.raises(ZoneError, match=r"broken\.test.*\n.*:\d+: invalid IPv4 address '999\.0\.0\.1'"):
+    with pytest.raises(
+        ZoneError, match=r"broken\.test.*\n.*:\d+: invalid IPv4 address '999\.0\.0\.1'"
+    ):
         NsdServer({"broken.test": bad}).start()
 
 
@@ -277,9 +287,7 @@ def test_postfix_defers_then_flush_delivers(postfix: PostfixInstance) -> None:
     assert postfix.processes() == []
 
 
-def test_postfix_relays_over_verified_starttls(
-    postfix: PostfixInstance, tmp_path: Path
-) -> None:
+def test_postfix_relays_over_verified_starttls(postfix: PostfixInstance, tmp_path: Path) -> None:
     """smtp_tls_CAfile from a test directory works: Postfix verifies a trustme certificate."""
     import trustme
     from aiosmtpd.controller import Controller
@@ -308,7 +316,9 @@ def test_postfix_relays_over_verified_starttls(
         queue_id = postfix.inject("app@example.test", "tls@example.org")
         message = handler.wait(timeout=20)
         assert message.tls and message.rcpt_tos == ["tls@example.org"]
-        postfix.wait_log(r"Verified TLS connection established to localhost\[127\.0\.0\.1\]", timeout=10)
+        postfix.wait_log(
+            r"Verified TLS connection established to localhost\[127\.0\.0\.1\]", timeout=10
+        )
         postfix.wait_log(rf"{queue_id}: to=<tls@example.org>.*status=sent", timeout=10)
     finally:
         postfix.stop()

@@ -336,7 +336,9 @@ class NsdServer:
             zone = pending[0]
             try:
                 response = dns.query.udp(
-                    dns.message.make_query(zone, dns.rdatatype.SOA), self.host, port=self.port,
+                    dns.message.make_query(zone, dns.rdatatype.SOA),
+                    self.host,
+                    port=self.port,
                     timeout=0.5,
                 )
             except (dns.exception.Timeout, OSError):
@@ -347,12 +349,12 @@ class NsdServer:
                 if rcode == dns.rcode.NOERROR and response.flags & dns.flags.AA and response.answer:
                     pending.pop(0)
                     continue
-                if rcode in (dns.rcode.SERVFAIL, dns.rcode.REFUSED) and self._log_has_zone_error(zone):
+                if rcode in (dns.rcode.SERVFAIL, dns.rcode.REFUSED) and self._log_has_zone_error(
+                    zone
+                ):
                     # NSD keeps running with a broken zone and answers SERVFAIL for it, so the
                     # log is the only place that says why.
-                    raise ZoneError(
-                        f"NSD failed to load zone {zone!r}:\n{self._zone_errors(zone)}"
-                    )
+                    raise ZoneError(f"NSD failed to load zone {zone!r}:\n{self._zone_errors(zone)}")
             if time.monotonic() > deadline:
                 raise NsdError(
                     f"NSD on {self.host}:{self.port} did not answer for zone {zone!r} within "
@@ -364,11 +366,15 @@ class NsdServer:
         first = next(iter(self.zones))
         try:
             dns.query.tcp(
-                dns.message.make_query(first, dns.rdatatype.SOA), self.host, port=self.port,
+                dns.message.make_query(first, dns.rdatatype.SOA),
+                self.host,
+                port=self.port,
                 timeout=max(1.0, deadline - time.monotonic()),
             )
         except (dns.exception.Timeout, OSError) as error:
-            raise NsdError(f"NSD answers over UDP but not TCP on port {self.port}: {error}") from error
+            raise NsdError(
+                f"NSD answers over UDP but not TCP on port {self.port}: {error}"
+            ) from error
 
     # -- internals -------------------------------------------------------------------------
 
@@ -382,7 +388,10 @@ class NsdServer:
             # nsd-checkzone gives a precise, early error (file:line: reason) on stderr and a
             # summary on stdout; NSD itself would start anyway and just SERVFAIL the zone.
             result = subprocess.run(
-                [self.nsd_checkzone, zone, str(path)], capture_output=True, text=True, timeout=30,
+                [self.nsd_checkzone, zone, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             if result.returncode != 0:
                 errors.append(
@@ -435,10 +444,15 @@ remote-control:
 {zone_blocks}"""
         self.conf_path.write_text(conf)
         result = subprocess.run(
-            [self.nsd_checkconf, str(self.conf_path)], capture_output=True, text=True, timeout=30,
+            [self.nsd_checkconf, str(self.conf_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         if result.returncode != 0:
-            raise NsdError(f"nsd-checkconf rejected {self.conf_path}:\n{result.stdout}{result.stderr}")
+            raise NsdError(
+                f"nsd-checkconf rejected {self.conf_path}:\n{result.stdout}{result.stderr}"
+            )
 
     def _launch(self) -> None:
         for name in ("nsd.log", "nsd.stderr"):
@@ -464,9 +478,7 @@ remote-control:
         log = self.log_text()
         if "already in use" in log or "Address in use" in log:
             raise _PortInUse(f"port {self.port} on {self.host} is already in use:\n{log}")
-        raise NsdError(
-            f"nsd exited with status {self._process.returncode} during startup:\n{log}"
-        )
+        raise NsdError(f"nsd exited with status {self._process.returncode} during startup:\n{log}")
 
     def _log_has_zone_error(self, zone: str) -> bool:
         return bool(self._zone_errors(zone))
@@ -542,7 +554,9 @@ def _zone_name(name: str) -> str:
 
 def _strip_log_prefix(text: str) -> str:
     # "[2026-01-01 12:00:00.000] nsd-checkzone[123]: error: file:4: reason" -> "error: file:4: reason"
-    return "\n".join(re.sub(r"^\[[^\]]*\]\s+\S+\[\d+\]:\s*", "", line) for line in text.splitlines())
+    return "\n".join(
+        re.sub(r"^\[[^\]]*\]\s+\S+\[\d+\]:\s*", "", line) for line in text.splitlines()
+    )
 
 
 __all__ = [

@@ -15,7 +15,7 @@ Typical use::
 Why root: ``postfix start`` refuses to run otherwise (master must start as root, and as root
 ``-c DIR`` needs no ``alternate_config_directories`` entry in /etc/postfix/main.cf).
 
-Quirks this module handles (see also the report in the commit that added it):
+Quirks this module handles:
 
 * There is no syslog daemon in CI containers, so logging uses Postfix 3.4+ ``maillog_file``
   through the ``postlog`` service; the file must sit under ``maillog_file_prefixes``.
@@ -188,13 +188,21 @@ class PostfixInstance:
         self.log_path.touch(mode=0o644)
 
         self.smtpd_port: int = smtpd_port if smtpd_port is not None else free_tcp_port(host)
+        self._daemon_dir: Union[str, None] = None
+        try:
+            self._write_config(settings)
+        except BaseException:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            raise
+
+    def _write_config(self, settings: Union[Mapping[str, str], Iterable[str], None]) -> None:
         (self.config_dir / "main.cf").write_text(
             MAIN_CF_TEMPLATE.format(
                 queue_directory=self.queue_dir,
                 data_directory=self.data_dir,
                 maillog_file=self.log_path,
                 base_dir=self.base_dir,
-                host=host,
+                host=self.host,
             )
         )
         self._write_master_cf()
@@ -242,7 +250,11 @@ class PostfixInstance:
         self, args: Sequence[str], *, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            list(args), capture_output=True, text=True, timeout=timeout, env=self.env,
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
             stdin=subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
@@ -328,7 +340,7 @@ class PostfixInstance:
         return result.returncode != 0
 
     def _daemon_directory(self) -> str:
-        if not hasattr(self, "_daemon_dir"):
+        if self._daemon_dir is None:
             self._daemon_dir = self.get("daemon_directory")
         return self._daemon_dir
 
@@ -344,7 +356,8 @@ class PostfixInstance:
         for attempt in range(attempts):
             mark = self.log_size()
             result = self._run(
-                [self.postfix_cmd, "-c", str(self.config_dir), "start"], check=False,
+                [self.postfix_cmd, "-c", str(self.config_dir), "start"],
+                check=False,
                 timeout=timeout,
             )
             if result.returncode == 0:
@@ -441,13 +454,23 @@ class PostfixInstance:
         recipients = [rcpt] if isinstance(rcpt, str) else list(rcpt)
         args = [
             swaks,
-            "--server", self.host, "--port", str(self.smtpd_port),
+            "--server",
+            self.host,
+            "--port",
+            str(self.smtpd_port),
             # An explicit HELO keeps swaks from looking up this machine's name.
-            "--helo", "client.smtpconf.test",
-            "--from", mail_from, "--to", ",".join(recipients),
-            "--header", f"Subject: {subject}",
-            "--body", body,
-            "--timeout", str(int(timeout)),
+            "--helo",
+            "client.smtpconf.test",
+            "--from",
+            mail_from,
+            "--to",
+            ",".join(recipients),
+            "--header",
+            f"Subject: {subject}",
+            "--body",
+            body,
+            "--timeout",
+            str(int(timeout)),
         ]
         for name, value in (headers or {}).items():
             args += ["--add-header", f"{name}: {value}"]
@@ -481,7 +504,9 @@ class PostfixInstance:
         deadline = time.monotonic() + timeout
         while self.queue():
             if time.monotonic() > deadline:
-                raise PostfixError(f"queue not empty after {timeout}s:\n{self.mailq()}{self._log_tail()}")
+                raise PostfixError(
+                    f"queue not empty after {timeout}s:\n{self.mailq()}{self._log_tail()}"
+                )
             time.sleep(0.2)
 
     # -- log -------------------------------------------------------------------------------
@@ -493,7 +518,9 @@ class PostfixInstance:
         """Current length of the log in characters; pass as ``since=`` to ignore older lines."""
         return len(self.log_text())
 
-    def wait_log(self, regex: Union[str, re.Pattern[str]], timeout: float = 20, *, since: int = 0) -> re.Match[str]:
+    def wait_log(
+        self, regex: Union[str, re.Pattern[str]], timeout: float = 20, *, since: int = 0
+    ) -> re.Match[str]:
         """Wait until ``regex`` matches the log (from character offset ``since``); return the
         match. Raises PostfixError with the log tail on timeout."""
         pattern = re.compile(regex, re.MULTILINE) if isinstance(regex, str) else regex
@@ -517,7 +544,10 @@ class PostfixInstance:
         When master is down, postlog writes the file directly and the marker is there at once.
         """
         marker = f"sync-{uuid.uuid4().hex}"
-        self._run([self.postlog_cmd, "-c", str(self.config_dir), "-t", "smtpconf-sync", marker], check=False)
+        self._run(
+            [self.postlog_cmd, "-c", str(self.config_dir), "-t", "smtpconf-sync", marker],
+            check=False,
+        )
         deadline = time.monotonic() + timeout
         while True:
             text = self.log_text()
