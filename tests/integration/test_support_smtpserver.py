@@ -5,7 +5,6 @@ Clients are only Python's smtplib/ssl/socket, so these tests check the servers, 
 
 from __future__ import annotations
 
-import datetime
 import smtplib
 import socket
 import ssl
@@ -459,7 +458,3 @@ def test_farm_implicit_tls_and_plain_modes(test_ca: TestCA) -> None:
             keywords = ehlo_keywords(smtp)
             assert "auth" not in keywords and "starttls" not in keywords
 
-
-def test_expiring_soon_is_near_now() -> None:
-    # Guard the constant other tests build on: "expiring soon" must be within a week.
-    assert datetime.timedelta(days=TestCA.EXPIRING_SOON_DAYS) <= datetime.timedelta(days=7)

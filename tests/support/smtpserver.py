@@ -225,8 +225,7 @@ class TestCA:
 
     def client_context(self) -> ssl.SSLContext:
         """A client context that trusts only this CA and checks hostnames (like a real client)."""
-        ctx = ssl.create_default_context(cafile=str(self.ca_pem_path))
-        return ctx
+        return ssl.create_default_context(cafile=str(self.ca_pem_path))
 
     def close(self) -> None:
         """Remove the directory if we created it."""
@@ -335,25 +334,46 @@ class _QuietSession(Session):
         self._login_data = value
 
 
+class _Connections:
+    """The live SMTP sessions of one controller, and whether it is shutting down."""
+
+    def __init__(self) -> None:
+        self.live: set[_SMTP] = set()
+        self.closing = False
+
+    def abort_all(self) -> None:
+        self.closing = True
+        for smtp in list(self.live):
+            smtp.abort()
+
+
 class _SMTP(SMTP):
     """aiosmtpd's SMTP plus a greeting delay and a registry of live connections."""
 
-    def __init__(self, handler: Any, *, live: set[_SMTP], greeting_delay: float, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, *, conns: _Connections, greeting_delay: float, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
-        self._live = live
+        self._conns = conns
         self._greeting_delay = greeting_delay
+        self._started = False
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._conns.closing and not self._started:
+            # An implicit-TLS handshake that finished while stop() runs: refuse it here, or
+            # aiosmtpd would start a session task that outlives the event loop.
+            transport.abort()
+            return
         # aiosmtpd calls this again after STARTTLS; registering twice is harmless (a set).
-        self._live.add(self)
+        self._started = True
+        self._conns.live.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._live.discard(self)
-        super().connection_lost(error)
+        self._conns.live.discard(self)
+        if self._started:
+            super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         # aiosmtpd sends the 220 greeting first thing in _handle_client (1.4.x internals); sleeping
@@ -379,8 +399,11 @@ class _Controller(Controller):
       socket timeout. Ours only connects (plus a TLS handshake for implicit TLS, so a broken
       server context fails start() instead of the first test client): aiosmtpd builds the SMTP
       object when asyncio *accepts* the connection, which is all start() waits for.
-    * stop() first drops live client connections: from Python 3.12 on, Server.wait_closed()
-      (inside Controller.stop) waits for every connection, so one forgotten client would hang it.
+    * stop() first stops accepting and drops live client connections, then lets the loop settle
+      before aiosmtpd cancels tasks and closes the loop. Otherwise a session whose TLS handshake
+      completes during stop() leaves a pending task behind ("Task was destroyed but it is
+      pending"), and from Python 3.12 on Server.wait_closed() (inside Controller.stop) waits for
+      every open connection, so one forgotten client would hang stop().
     """
 
     def __init__(
@@ -389,10 +412,10 @@ class _Controller(Controller):
         super().__init__(handler, hostname=LOOPBACK, port=int(sock.getsockname()[1]), **kwargs)
         self._sock = sock
         self._greeting_delay = greeting_delay
-        self._live: set[_SMTP] = set()
+        self._conns = _Connections()
 
     def factory(self) -> SMTP:
-        return _SMTP(self.handler, live=self._live, greeting_delay=self._greeting_delay, **self.SMTP_kwargs)
+        return _SMTP(self.handler, conns=self._conns, greeting_delay=self._greeting_delay, **self.SMTP_kwargs)
 
     def _create_server(self) -> Any:
         return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
@@ -403,13 +426,19 @@ class _Controller(Controller):
                 with _insecure_client_context().wrap_socket(sock):
                     pass
 
-    def _abort_live(self) -> None:
-        for smtp in list(self._live):
-            smtp.abort()
+    async def _quiesce(self) -> None:
+        if self.server is not None:
+            self.server.close()  # no new connections
+        self._conns.abort_all()
+        # Let connection_lost() callbacks and in-flight TLS handshakes (refused in
+        # connection_made) run before aiosmtpd stops the loop.
+        for _ in range(2):
+            await asyncio.sleep(0.01)
+            self._conns.abort_all()
 
     def stop(self, no_assert: bool = False) -> None:
-        # Callbacks run in FIFO order: the aborts happen before Controller.stop cancels tasks.
-        self.loop.call_soon_threadsafe(self._abort_live)
+        if self._thread is not None and self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._quiesce(), self.loop).result(_START_TIMEOUT)
         super().stop(no_assert=no_assert)
 
 
@@ -477,6 +506,7 @@ class Provider:
         self.messages: RecordList[Received] = RecordList()
         self.auth_attempts: RecordList[AuthAttempt] = RecordList()
         self.port: int = 0  # set by start()
+        self._handler = _Handler(self)
         self._controller: _Controller | None = None
 
     @property
@@ -506,7 +536,6 @@ class Provider:
     def start(self) -> Provider:
         if self._controller is not None:
             raise RuntimeError("provider already running")
-        self._handler = _Handler(self)
         sock = _bind_loopback()
         controller = _Controller(
             self._handler,
