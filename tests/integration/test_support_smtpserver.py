@@ -457,4 +457,3 @@ def test_farm_implicit_tls_and_plain_modes(test_ca: TestCA) -> None:
         with smtplib.SMTP(farm.host, farm.port, timeout=TIMEOUT) as smtp:
             keywords = ehlo_keywords(smtp)
             assert "auth" not in keywords and "starttls" not in keywords
-
