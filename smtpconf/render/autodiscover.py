@@ -1,0 +1,29 @@
+"""Outlook Autodiscover POX responses, ``autodiscover/<email>/autodiscover.xml``.
+
+What a web server answers to Outlook's ``POST /autodiscover/autodiscover.xml`` for that address.
+The SMTP block carries the difference generators tend to lose: ``Encryption SSL`` for implicit TLS
+(465) and ``TLS`` for STARTTLS (587).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from smtpconf.render import RenderContext, RenderedFile, safe_name
+from smtpconf.render.client_settings import display_name, incoming, outgoing
+
+TARGET = "autodiscover"
+TEMPLATE = "autodiscover/autodiscover.xml.j2"
+
+
+def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    for account in ctx.config.accounts:
+        inbound = incoming(account)
+        # Outlook takes the first protocol block as the account type: the mailbox goes first.
+        servers = ([inbound] if inbound else []) + [outgoing(account)]
+        yield RenderedFile(
+            f"{TARGET}/{safe_name(account.email)}/autodiscover.xml",
+            ctx.template(TEMPLATE, email=account.email, display_name=display_name(account),
+                         servers=[s._asdict() for s in servers]),
+            TARGET, "account", account.email,
+        )
