@@ -37,6 +37,12 @@ def muttrc(value: object) -> str:
     return "'" + str(value).replace("'", "'\\''") + "'"
 
 
+def muttrc_command(value: object) -> str:
+    """A command inside muttrc backticks (within double quotes): neomutt reads backslash escapes
+    there, and an unescaped backtick would end the command early (checked with neomutt 2022)."""
+    return str(value).replace("\\", "\\\\").replace("`", "\\`")
+
+
 def gitconfig(value: object) -> str:
     """A git-config value: double-quoted, with backslash and quote escaped."""
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -77,6 +83,7 @@ FILTERS = {
     "shell": shell,
     "msmtp": msmtp,
     "muttrc": muttrc,
+    "muttrc_command": muttrc_command,
     "gitconfig": gitconfig,
     "zone": zone,
     "postfix": postfix,
