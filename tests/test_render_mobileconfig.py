@@ -1,0 +1,127 @@
+"""The mobileconfig target: Apple configuration profiles, read back with plistlib."""
+
+from __future__ import annotations
+
+import plistlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.render import (
+    ACCOUNTS_YAML, ALERTS_NAME, FILE_SECRET, IDN_DOMAIN, IDN_SMTP, MUENCHEN, SECRET_VALUES, render_ok, tree,
+    write_config,
+)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("mobileconfig")
+    manifest = render_ok(write_config(base, ACCOUNTS_YAML), base / "out", "mobileconfig")
+    assert {e["account"]: e["path"] for e in manifest["files"]}["用户@例子.测试"] == (
+        "mobileconfig/用户@例子.测试.mobileconfig")
+    return base / "out"
+
+
+def load(out: Path, email: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the profile, its single mail payload)."""
+    with open(out / "mobileconfig" / f"{email}.mobileconfig", "rb") as handle:
+        profile = plistlib.load(handle)
+    (mail,) = profile["PayloadContent"]
+    return profile, mail
+
+
+def test_starttls_account(out: Path) -> None:
+    profile, mail = load(out, "xiaoming@example.com")
+    assert profile["PayloadType"] == "Configuration" and profile["PayloadVersion"] == 1
+    assert mail["PayloadType"] == "com.apple.mail.managed"
+    assert {k: mail[k] for k in (
+        "EmailAddress", "EmailAccountName", "EmailAccountType",
+        "OutgoingMailServerHostName", "OutgoingMailServerPortNumber", "OutgoingMailServerUseSSL",
+        "OutgoingMailServerAuthentication", "OutgoingMailServerUsername",
+        "IncomingMailServerHostName", "IncomingMailServerPortNumber", "IncomingMailServerUseSSL",
+        "IncomingMailServerAuthentication", "IncomingMailServerUsername")} == {
+        "EmailAddress": "xiaoming@example.com", "EmailAccountName": "小明", "EmailAccountType": "EmailTypeIMAP",
+        "OutgoingMailServerHostName": "smtp.gmail.com", "OutgoingMailServerPortNumber": 587,
+        # Apple has one flag for STARTTLS and implicit TLS alike.
+        "OutgoingMailServerUseSSL": True,
+        "OutgoingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingMailServerUsername": "xiaoming@example.com",
+        "IncomingMailServerHostName": "imap.gmail.com", "IncomingMailServerPortNumber": 993,
+        "IncomingMailServerUseSSL": True, "IncomingMailServerAuthentication": "EmailAuthPassword",
+        "IncomingMailServerUsername": "xiaoming@example.com",
+    }
+
+
+def test_implicit_tls_account_and_plist_special_characters(out: Path) -> None:
+    profile, mail = load(out, "alerts@163.com")
+    assert (mail["OutgoingMailServerHostName"], mail["OutgoingMailServerPortNumber"],
+            mail["OutgoingMailServerUseSSL"]) == ("smtp.163.com", 465, True)
+    assert mail["EmailAccountName"] == ALERTS_NAME
+    assert ALERTS_NAME in profile["PayloadDescription"]
+    raw = (out / "mobileconfig" / "alerts@163.com.mobileconfig").read_bytes()
+    assert b"A &amp; B &lt;ops&gt;" in raw  # escaped by plistlib, not by hand
+
+
+def test_idn_and_pop3(out: Path) -> None:
+    _, idn = load(out, "用户@例子.测试")
+    assert (idn["OutgoingMailServerHostName"], idn["IncomingMailServerHostName"]) == (IDN_SMTP, f"imap.{IDN_DOMAIN}")
+    assert idn["EmailAddress"] == idn["OutgoingMailServerUsername"] == "用户@例子.测试"
+    assert idn["EmailAccountName"] == "小明"
+    _, pop = load(out, "ops@münchen.example")
+    assert pop["EmailAccountType"] == "EmailTypePOP"
+    assert (pop["IncomingMailServerHostName"], pop["IncomingMailServerPortNumber"]) == (f"pop.{MUENCHEN}", 995)
+    assert pop["OutgoingMailServerUsername"] == pop["IncomingMailServerUsername"] == "ops"
+
+
+def test_no_password_in_any_profile(out: Path) -> None:
+    for path, (content, mode) in tree(out).items():
+        for value in [*SECRET_VALUES.values(), FILE_SECRET, "pass show", "secret.txt"]:
+            assert value.encode() not in content, path
+        if path.endswith(".mobileconfig"):
+            payload = plistlib.loads(content)["PayloadContent"][0]
+            assert not [k for k in payload if "Password" in k and k != "OutgoingPasswordSameAsIncomingPassword"]
+            assert mode == 0o644
+
+
+def test_uuids_are_valid_unique_and_derived_from_content(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "a", ACCOUNTS_YAML)
+    render_ok(config, tmp_path / "one", "mobileconfig")
+    render_ok(config, tmp_path / "two", "mobileconfig")
+    assert tree(tmp_path / "one") == tree(tmp_path / "two")  # same input, same bytes
+
+    ids = []
+    for path in (tmp_path / "one" / "mobileconfig").iterdir():
+        profile = plistlib.loads(path.read_bytes())
+        for payload in (profile, profile["PayloadContent"][0]):
+            uuid.UUID(payload["PayloadUUID"])  # well formed
+            ids.append(payload["PayloadUUID"])
+    assert len(ids) == len(set(ids)) == 8
+
+    # A changed setting is a new profile version (new UUIDs) of the same profile (same identifier,
+    # so installing it replaces the old one).
+    changed = write_config(tmp_path / "b", ACCOUNTS_YAML.replace("port: 587", "port: 2587"))
+    render_ok(changed, tmp_path / "three", "mobileconfig")
+    before = plistlib.loads((tmp_path / "one/mobileconfig/ops@münchen.example.mobileconfig").read_bytes())
+    after = plistlib.loads((tmp_path / "three/mobileconfig/ops@münchen.example.mobileconfig").read_bytes())
+    assert after["PayloadContent"][0]["OutgoingMailServerPortNumber"] == 2587
+    assert after["PayloadIdentifier"] == before["PayloadIdentifier"]
+    assert after["PayloadUUID"] != before["PayloadUUID"]
+    unchanged = "xiaoming@example.com.mobileconfig"
+    assert (tmp_path / "one/mobileconfig" / unchanged).read_bytes() == (
+        tmp_path / "three/mobileconfig" / unchanged).read_bytes()
+
+
+def test_account_without_incoming_server_gets_no_profile(tmp_path: Path) -> None:
+    # com.apple.mail.managed requires an IMAP or POP server: a device would refuse the profile.
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - {email: robot@corp.example, host: smtp.corp.example, port: 465, password: {env: R}}
+          - {email: human@corp.example, host: smtp.corp.example, port: 465, password: {env: H},
+             incoming: {host: imap.corp.example}}
+        """)
+    manifest = render_ok(config, tmp_path / "out", "mobileconfig")
+    assert [e["account"] for e in manifest["files"]] == ["human@corp.example"]
+    assert not (tmp_path / "out/mobileconfig/robot@corp.example.mobileconfig").exists()
