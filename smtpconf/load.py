@@ -152,8 +152,10 @@ def load_text(text: str, path: Path, file: str) -> tuple[Document | None, list[F
 
 def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
     mark = exc.problem_mark or exc.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or "invalid YAML"
+    if "end of stream" in problem and exc.context_mark is not None:
+        mark = exc.context_mark  # "unclosed quote": where it was opened, not the end of the file
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if mark is not None and text[mark.index : mark.index + 1] == "\t":
         problem += " (a tab: YAML indentation must use spaces)"
     context = f" {exc.context}" if exc.context and exc.context not in problem else ""

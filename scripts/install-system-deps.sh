@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Debian packages the integration tests drive for real (SPEC §6). Needs root; CI runs as root.
+# Postfix is preseeded to "No configuration" so installing it starts no mail server on port 25:
+# the tests run private Postfix instances on loopback ports of their own.
+set -euo pipefail
+PACKAGES=(postfix libsasl2-modules msmtp git git-email swaks nsd ca-certificates)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present (${PACKAGES[*]})"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system packages missing: ${missing[*]} — run as root: sudo bash $0" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "msmtp msmtp/apparmor boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

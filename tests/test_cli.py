@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smtpconf import __version__
+from smtpconf.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMTPCONF = str(Path(sys.executable).with_name("smtpconf"))
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SMTPCONF, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={"PATH": "/usr/bin:/bin", **(env or {})})
+
+
+def test_version_and_module_entry_point() -> None:
+    assert run("--version").stdout.strip() == f"smtpconf {__version__}"
+    done = subprocess.run([sys.executable, "-m", "smtpconf", "--version"], capture_output=True, text=True)
+    assert done.stdout.strip() == f"smtpconf {__version__}"
+
+
+@pytest.mark.parametrize("args", [["lint", "does-not-exist.yaml"], ["lint", "--bogus", "x.yaml"], ["render", "x.yaml"],
+                                  ["lint", "--explain", "no-such-rule"], ["lint"]])
+def test_usage_errors_and_missing_files_are_exit_2_with_one_line(args: list[str]) -> None:
+    done = run(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("smtpconf: error: ") and "Traceback" not in done.stderr
+
+
+def test_exit_codes_follow_findings_and_strict(tmp_path: Path) -> None:
+    warn = tmp_path / "warn.yaml"
+    warn.write_text("version: 1\nrelays: {a: {host: smtp.example.com, port: 25}}\n")
+    assert run("lint", str(warn)).returncode == 0
+    assert run("lint", "--strict", str(warn)).returncode == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrelays: {a: {host: smtp.example.com, port: 465, security: starttls}}\n")
+    assert run("lint", str(bad)).returncode == 1
+
+
+def test_broken_yaml_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nrelays: {a: [\n")
+    done = run("lint", str(broken))
+    assert done.returncode == 1 and "[yaml-syntax]" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_github_format_is_automatic_under_github_actions(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrelays: {a: {host: x.example, password: inline}}\n")
+    done = run("lint", str(bad), env={"GITHUB_ACTIONS": "true"})
+    assert done.stdout.startswith("::error file=") and "inline-secret" in done.stdout
+    assert run("lint", "--format", "json", str(bad), env={"GITHUB_ACTIONS": "true"}).stdout.startswith("{")
+
+
+def test_explain_prints_the_rule_doc(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lint", "--explain", "wrappermode-required"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("wrappermode-required (error, offline") and "smtp_tls_wrappermode" in out
+
+
+def test_init_writes_a_commented_starter_that_lints_clean(tmp_path: Path) -> None:
+    assert run("init", cwd=tmp_path).returncode == 0
+    starter = tmp_path / "smtpconf.yaml"
+    assert "# " in starter.read_text()
+    done = run("lint", "--strict", str(starter))
+    assert done.returncode == 0, done.stdout
+    again = run("init", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_providers_lists_every_preset_with_its_note() -> None:
+    out = run("providers").stdout
+    for name in ("gmail", "163", "qq", "office365", "sendgrid", "ses"):
+        assert f"\n{name} — " in "\n" + out
+    assert "授权码" in out and "apikey" in out
+
+
+def test_lint_does_not_import_heavy_modules() -> None:
+    # lint runs on every commit: jinja2, dnspython and ansible stay off its start-up path.
+    code = ("import sys; from smtpconf.cli import main; main(['lint', 'examples']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jinja2', 'dns', 'ansible', 'jsonschema')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import lint_text, rules_at
+
+
+def test_defined_names_pass(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, """
+        version: 1
+        relays: {ops: {host: smtp.example.com}, ses: {provider: ses}}
+        accounts: [{email: u@example.com, relay: ops}]
+        fleet: {web: {relay: ops, sender_relays: {"@example.org": ses}}}
+        domains: {example.com: {relays: [ops, ses]}}
+        """)
+    assert [f for f in result.findings if f.level == "error"] == []
+
+
+def test_unknown_relays_and_providers_are_reported_with_a_suggestion(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, """
+        version: 1
+        relays: {ops: {host: smtp.example.com}}
+        accounts:
+          - {email: u@example.com, relay: opps}
+          - {email: v@example.com, provider: gmial}
+          - {email: w@example.com, provider: ses, incoming: {provider: ses}}
+        fleet: {web: {relay: ops, sender_relays: {"@example.org": nope}}}
+        domains: {example.com: {relays: [ops, gone]}}
+        """)
+    assert rules_at(result.findings) == [(5, "unknown-reference"), (6, "unknown-reference"), (7, "unknown-reference"),
+                                         (8, "unknown-reference"), (9, "unknown-reference")]
+    messages = [f.message for f in result.findings]
+    assert "did you mean 'ops'?" in messages[0] and "did you mean 'gmail'?" in messages[1]
+    assert "has no imap server" in messages[2]
+    assert result.config is None  # the model is not built on broken references
+
+
+def test_an_invalid_idn_name_is_a_schema_error(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, "version: 1\nrelays: {a: {host: 'smtp.xn--\u00e9.example'}}\n")
+    assert [f.rule for f in result.findings] in (["schema"],)
