@@ -1,0 +1,43 @@
+"""git send-email: one gitconfig snippet per account, ``git-send-email/<email>.gitconfig``.
+
+Use with ``git config --global include.path FILE`` or ``git -c include.path=FILE send-email``.
+The password comes from a git credential helper scoped to this account's server: git send-email
+asks for credentials with protocol ``smtp``, host ``smtpServer:smtpServerPort`` and the
+``smtpUser`` as username (git-send-email, ``smtp_auth_maybe``), which is the URL
+``smtp://USER@HOST:PORT`` with the user percent-encoded (git's ``credential_format``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+from urllib.parse import quote
+
+from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
+from smtpconf.render.client_settings import outgoing
+from smtpconf.render.command_line_clients import address_ascii, mailbox, password_source
+
+TARGET = "git-send-email"
+TEMPLATE = "git-send-email/gitconfig.j2"
+
+
+def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    for account in ctx.config.accounts:
+        smtp = outgoing(account)
+        password = password_source(account, "git send-email", "when git send-email logs in")
+        content = ctx.template(
+            TEMPLATE,
+            account=account.email,
+            host=smtp.host,
+            port=smtp.port,
+            security=smtp.security,
+            ca_file=account.smtp.ca_file,
+            authenticates=smtp.authenticates,
+            username=smtp.username,
+            from_mailbox=mailbox(account.name, address_ascii(account.email)),
+            credential_url=f"smtp://{quote(smtp.username, safe='')}@{smtp.host}:{smtp.port}",
+            password=password,
+        )
+        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.gitconfig", content, TARGET,
+                           "account", account.email, SECRET_MODE)
+
+

@@ -1,0 +1,39 @@
+"""msmtp: one msmtprc per account, ``msmtp/<email>.msmtprc``.
+
+Use with ``msmtp -C FILE -a EMAIL rcpt < message`` or append to ``~/.msmtprc``. The password is
+never in the file: ``passwordeval`` runs the command that prints it. Mode 0600 all the same,
+because msmtp refuses a configuration file that others can read once it holds a password, and
+users do paste one in.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
+from smtpconf.render.command_line_clients import address_ascii, password_source
+from smtpconf.render.client_settings import outgoing
+
+TARGET = "msmtp"
+TEMPLATE = "msmtp/msmtprc.j2"
+
+
+def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    for account in ctx.config.accounts:
+        smtp = outgoing(account)
+        password = password_source(account, "msmtp", "each time msmtp sends")
+        content = ctx.template(
+            TEMPLATE,
+            account=account.email,
+            host=smtp.host,
+            port=smtp.port,
+            security=smtp.security,
+            from_address=address_ascii(account.email),
+            authenticates=smtp.authenticates,
+            username=smtp.username,
+            password_command=password.command,
+            password_note=password.note,
+            ca_file=account.smtp.ca_file,
+        )
+        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.msmtprc", content, TARGET,
+                           "account", account.email, SECRET_MODE)

@@ -1,0 +1,60 @@
+"""neomutt: one muttrc per account, ``neomutt/<email>.muttrc``.
+
+Use with ``neomutt -F FILE`` or ``source FILE`` from a muttrc. ``smtp_url`` carries the security
+mode in its scheme (``smtps://`` is implicit TLS, ``smtp://`` plus ``ssl_starttls`` is STARTTLS);
+the password comes from a command in backticks, which neomutt runs when it reads the file.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+from urllib.parse import quote
+
+from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
+from smtpconf.render.command_line_clients import address_ascii, password_source
+from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
+
+TARGET = "neomutt"
+TEMPLATE = "neomutt/muttrc.j2"
+
+# URL schemes by (protocol, security): implicit TLS has its own scheme; STARTTLS and none share
+# the plain one, and ssl_starttls / ssl_force_tls decide between them.
+_SCHEME = {
+    ("smtp", "tls"): "smtps", ("smtp", "starttls"): "smtp", ("smtp", "none"): "smtp",
+    ("imap", "tls"): "imaps", ("imap", "starttls"): "imap", ("imap", "none"): "imap",
+    ("pop3", "tls"): "pops", ("pop3", "starttls"): "pop", ("pop3", "none"): "pop",
+}
+
+
+def server_url(server: ServerSettings, *, with_user: bool = True) -> str:
+    # RFC 3986 userinfo: an address's "@" (and anything else unusual) must be percent-encoded;
+    # neomutt decodes it. IPv6 literals go in brackets.
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    user = quote(server.username, safe="") + "@" if with_user and server.username else ""
+    return f"{_SCHEME[(server.protocol, server.security)]}://{user}{host}:{server.port}/"
+
+
+def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    for account in ctx.config.accounts:
+        smtp = outgoing(account)
+        inbound = incoming(account)
+        securities = {smtp.security} | ({inbound.security} if inbound else set())
+        ca_files = [f for f in (account.smtp.ca_file, account.incoming.endpoint.ca_file if account.incoming
+                                else None) if f]
+        content = ctx.template(
+            TEMPLATE,
+            account=account.email,
+            from_address=address_ascii(account.email),
+            real_name=display_name(account),
+            smtp_url=server_url(smtp, with_user=smtp.authenticates),
+            authenticates=smtp.authenticates,
+            password=password_source(account, "neomutt", "when neomutt reads this file"),
+            incoming=inbound._asdict() | {"url": server_url(inbound)} if inbound else None,
+            # Both are global in neomutt: force TLS only when no server of this account is plaintext.
+            starttls="starttls" in securities,
+            force_tls="none" not in securities,
+            ca_file=ca_files[0] if ca_files else None,
+            ca_files_differ=len(set(ca_files)) > 1,
+        )
+        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.muttrc", content, TARGET,
+                           "account", account.email, SECRET_MODE)
