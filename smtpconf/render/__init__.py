@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -100,9 +101,12 @@ def render(config: Config, targets: list[str], options: dict[str, Any] | None = 
     files: list[RenderedFile] = []
     for name in targets:
         module = importlib.import_module(f"smtpconf.render.{TARGETS[name]}")
-        files.extend(module.render(ctx))
-    paths = [f.path for f in files]
-    duplicates = sorted({p for p in paths if paths.count(p) > 1})
+        try:
+            files.extend(module.render(ctx))
+        except ValueError as exc:  # an escape filter refusing a value its format cannot hold
+            raise RenderError(f"{name}: {exc}; nothing was written") from None
+    # Counted in one pass: list.count per path is quadratic, minutes for a 10,000-account file.
+    duplicates = sorted(p for p, n in Counter(f.path for f in files).items() if n > 1)
     if duplicates:
         raise RenderError(f"two outputs would be written to the same path: {', '.join(duplicates)}")
     return files
@@ -132,6 +136,8 @@ def write_atomic(files: list[RenderedFile], out_dir: Path) -> None:
         raise RenderError(f"{out_dir} is not empty and was not written by smtpconf; choose another -o "
                           "directory or empty it")
     parent = out_dir.parent
+    if parent.exists() and not parent.is_dir():
+        raise RenderError(f"cannot create {out_dir}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise RenderError(f"{parent} does not exist; create it first")
     try:
