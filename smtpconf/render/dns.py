@@ -1,0 +1,171 @@
+"""DNS: zone-file lines per domain, ``dns/<domain>.zone``.
+
+For every domain of the file (``domains:`` and the domains of accounts' addresses):
+
+* RFC 6186 / RFC 8314 SRV records that let mail clients find the servers of the domain's
+  accounts: ``_submissions._tcp`` (implicit TLS), ``_submission._tcp`` (STARTTLS),
+  ``_imaps``/``_imap``/``_pop3s``/``_pop3``. RFC 8314 §5.1: implicit TLS gets the more preferred
+  (lower) priority.
+* SPF and DMARC suggestions for what sends the domain's mail: the relays named in
+  ``domains.DOMAIN.relays`` and the SMTP servers of its accounts.
+
+A domain that only appears as the address of a provider's own mailboxes (``someone@163.com`` on
+the 163 preset) gets no file: its DNS belongs to the provider. Names are absolute (trailing dot,
+punycode), so the lines can be pasted into any zone or pulled in with ``$INCLUDE``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterator, NamedTuple
+
+from smtpconf.model import Account, Config, DomainPolicy, Endpoint, presets, to_ascii_host
+from smtpconf.render import RenderContext, RenderedFile, safe_name
+from smtpconf.render.client_settings import ServerSettings, incoming, outgoing
+
+TARGET = "dns"
+TEMPLATE = "dns/zone.j2"
+TTL = 3600
+DEFAULT_DMARC_POLICY = "none"
+
+# RFC 6186 §3 and RFC 8314 §5.1 service labels, by (protocol, security). A plaintext server shares
+# the STARTTLS label: RFC 6186 does not tell them apart (the client negotiates TLS).
+SRV_SERVICE = {
+    ("smtp", "tls"): "_submissions", ("smtp", "starttls"): "_submission", ("smtp", "none"): "_submission",
+    ("imap", "tls"): "_imaps", ("imap", "starttls"): "_imap", ("imap", "none"): "_imap",
+    ("pop3", "tls"): "_pop3s", ("pop3", "starttls"): "_pop3", ("pop3", "none"): "_pop3",
+}
+_PRIORITY_BASE = {"tls": 0, "starttls": 10, "none": 20}
+
+# The SPF include each provider documents for mail it sends on a customer's behalf.
+SPF_INCLUDES = {
+    "gmail": "_spf.google.com",
+    "office365": "spf.protection.outlook.com",
+    "outlook": "spf.protection.outlook.com",
+    "ses": "amazonses.com",
+    "sendgrid": "sendgrid.net",
+    "mailgun": "mailgun.org",
+    "zoho": "zoho.com",
+    "163": "spf.163.com",
+    "qq": "spf.mail.qq.com",
+}
+
+
+class SrvRecord(NamedTuple):
+    owner: str  # absolute: _submission._tcp.example.com.
+    priority: int
+    weight: int
+    port: int
+    target: str  # absolute
+    users: tuple[str, ...]  # the accounts that use this server, for a comment
+
+
+class SpfSource(NamedTuple):
+    mechanism: str  # include:_spf.google.com, a:smtp.lab.example.test, ip4:192.0.2.1
+    senders: tuple[str, ...]  # "relay 'ses'", "account a@example.com"
+
+
+def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    config = ctx.config
+    for domain, accounts in _domains(config).items():
+        policy = _policy(config, domain)
+        content = ctx.template(
+            TEMPLATE,
+            domain=domain,
+            ttl=TTL,
+            srv=_srv_records(domain, accounts),
+            no_srv=_ip_servers(accounts),
+            spf=_spf_sources(config, domain, accounts),
+            dkim_selectors=policy.dkim_selectors if policy else (),
+            dmarc_policy=(policy.dmarc_policy if policy else None) or DEFAULT_DMARC_POLICY,
+            dmarc_from_file=bool(policy and policy.dmarc_policy),
+        )
+        yield RenderedFile(f"{TARGET}/{safe_name(domain)}.zone", content, TARGET, "domain", domain)
+
+
+def fqdn(name: str) -> str:
+    return to_ascii_host(name).rstrip(".").lower() + "."
+
+
+def _policy(config: Config, domain: str) -> DomainPolicy | None:
+    return next((p for name, p in config.domains.items() if fqdn(name) == fqdn(domain)), None)
+
+
+def _domains(config: Config) -> dict[str, list[Account]]:
+    """Domain (A-labels, lower case, no trailing dot) -> its accounts, in the order of the file."""
+    found: dict[str, list[Account]] = {fqdn(name)[:-1]: [] for name in config.domains}
+    for account in config.accounts:
+        found.setdefault(account.domain_ascii.lower(), []).append(account)
+    return {domain: accounts for domain, accounts in found.items()
+            if fqdn(domain) in {fqdn(name) for name in config.domains}
+            or not all(_providers_own_domain(a) for a in accounts)}
+
+
+def _providers_own_domain(account: Account) -> bool:
+    host, domain = fqdn(account.smtp.host), fqdn(account.domain)
+    return account.smtp.provider is not None and host.endswith("." + domain)
+
+
+def _srv_records(domain: str, accounts: list[Account]) -> list[SrvRecord]:
+    # One record per distinct server and service; a second server for the same service is a
+    # fallback with the next priority, in the order of the file.
+    servers: dict[tuple[str, str, int], list[tuple[ServerSettings, str]]] = {}
+    for account in accounts:
+        for settings in (outgoing(account), incoming(account)):
+            if settings is None or _is_ip(settings.host):
+                continue
+            service = SRV_SERVICE[(settings.protocol, settings.security)]
+            servers.setdefault((service, fqdn(settings.host), settings.port), []).append((settings, account.email))
+    records: list[SrvRecord] = []
+    rank: dict[str, int] = {}
+    for (service, target, port), uses in servers.items():
+        rank[service] = rank.get(service, -1) + 1
+        priority = _PRIORITY_BASE[uses[0][0].security] + rank[service]
+        users = tuple(dict.fromkeys(email for _, email in uses))
+        records.append(SrvRecord(f"{service}._tcp.{domain}.", priority, 1, port, target, users))
+    return records
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ip_servers(accounts: list[Account]) -> list[str]:
+    """Servers given as IP addresses: an SRV target must be a host name (RFC 2782)."""
+    found = [f"{s.host}:{s.port}" for a in accounts for s in (outgoing(a), incoming(a)) if s and _is_ip(s.host)]
+    return list(dict.fromkeys(found))
+
+
+def spf_mechanism(endpoint: Endpoint) -> str:
+    """What an SPF record needs to authorize mail sent through ``endpoint``."""
+    provider = endpoint.provider or _preset_for_host(endpoint.host_ascii)
+    if provider in SPF_INCLUDES:
+        return f"include:{SPF_INCLUDES[provider]}"
+    try:
+        address = ipaddress.ip_address(endpoint.host)
+    except ValueError:
+        return f"a:{endpoint.host_ascii.rstrip('.').lower()}"
+    return f"ip{address.version}:{address}"
+
+
+def _preset_for_host(host: str) -> str | None:
+    host = host.rstrip(".").lower()
+    if host.startswith("email-smtp.") and host.endswith(".amazonaws.com"):  # SES, one host per region
+        return "ses"
+    return next((name for name, preset in presets().items()
+                 if any(server.host == host for server in preset.smtp)), None)
+
+
+def _spf_sources(config: Config, domain: str, accounts: list[Account]) -> list[SpfSource]:
+    policy = _policy(config, domain)
+    senders: dict[str, list[str]] = {}
+    for name in policy.relays if policy else ():
+        relay = config.relays[name]
+        senders.setdefault(spf_mechanism(relay.endpoint), []).append(f"relay '{name}'")
+    for account in accounts:
+        senders.setdefault(spf_mechanism(account.smtp), []).append(f"account {account.email}")
+    return [SpfSource(mechanism, tuple(users)) for mechanism, users in senders.items()]
