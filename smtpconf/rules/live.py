@@ -58,6 +58,14 @@ Without DMARC, receivers apply their own policy and you get no reports. Publish 
     "dmarc-weak-policy": ("warning", """
 The DMARC policy `p=` is weaker than `domains.DOMAIN.dmarc_policy` asks (none < quarantine < reject).
 """),
+    "dkim-missing": ("error", """
+A DKIM selector listed in `domains.DOMAIN.dkim_selectors` has no key at `SELECTOR._domainkey.DOMAIN`
+(no TXT record with `p=`), or its key is revoked (empty `p=`).
+
+Mail signed with that selector fails DKIM, and with SPF alone it fails DMARC whenever it is
+forwarded. Publish the public key your provider shows (Google Workspace: Admin console > Gmail >
+Authenticate email), or remove the selector from the file.
+"""),
     "mta-sts-invalid": ("warning", """
 The MTA-STS (`_mta-sts.DOMAIN`, RFC 8461) or TLS-RPT (`_smtp._tls.DOMAIN`, RFC 8460) TXT record is
 present but malformed: wrong version tag, a missing `id=`, or a missing `rua=`.

@@ -1,0 +1,68 @@
+"""Address lookups and SMTP probes of every endpoint in the file.
+
+Endpoints with the same ``Endpoint.key`` (host, port, security, CA) are looked up and probed
+once, even across files; each relay or account that uses one gets the findings at its own line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, NamedTuple
+
+from smtpconf.model import Config, Endpoint, EndpointUse, endpoint_uses
+from smtpconf.probe.hit import LiveHit
+from smtpconf.probe.resolver import Answer, Resolver
+from smtpconf.probe.smtp import Problem, probe
+
+
+class Outcome(NamedTuple):
+    address: Answer
+    problems: list[Problem]  # empty when not probed
+
+
+class Prober:
+    def __init__(self, resolver: Resolver, limit: asyncio.Semaphore, timeout: float, *, smtp: bool,
+                 on_done: Callable[[], None] = lambda: None) -> None:
+        self.resolver, self.limit, self.timeout, self.smtp = resolver, limit, timeout, smtp
+        self.on_done = on_done
+        self._tasks: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
+
+    def outcome(self, endpoint: Endpoint, probe_it: bool) -> asyncio.Task[Outcome]:
+        key = (*endpoint.key, probe_it)
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = asyncio.ensure_future(self._run(endpoint, probe_it))
+        return task
+
+    async def _run(self, endpoint: Endpoint, probe_it: bool) -> Outcome:
+        try:
+            # Resolved before taking a probe slot: the lookups take slots of their own, and a
+            # probe holding one while it waits for DNS could starve the resolver.
+            address = await self.resolver.addresses(endpoint.host_ascii)
+            if not (address.found and probe_it and self.smtp):
+                return Outcome(address, [])
+            async with self.limit:
+                return Outcome(address, await probe(endpoint, address.records, self.timeout))
+        finally:
+            self.on_done()
+
+    async def check(self, config: Config) -> list[LiveHit]:
+        uses = [u for u in endpoint_uses(config) if u.endpoint.host]
+        # Incoming (IMAP/POP3) servers get the address check only: the probe speaks SMTP.
+        outcomes = await asyncio.gather(*(self.outcome(u.endpoint, u.smtp) for u in uses))
+        hits: list[LiveHit] = []
+        for use, outcome in zip(uses, outcomes):
+            hits += _hits(use, outcome)
+        return hits
+
+
+def _hits(use: EndpointUse, outcome: Outcome) -> list[LiveHit]:
+    path, host = use.endpoint.path, use.endpoint.host_ascii
+    if outcome.address.status == "missing":
+        return [LiveHit(path, "dns-no-address", f"{host} has no address record (A/AAAA): "
+                                                f"{outcome.address.reason}")]
+    if outcome.address.status == "unknown":
+        return [LiveHit(path, "dns-timeout", f"address of {host}: {outcome.address.reason}; "
+                                             "not probed, result unknown")]
+    return [LiveHit(path, p.rule, p.message) for p in outcome.problems
+            if not (p.auth_only and use.password is None)]
