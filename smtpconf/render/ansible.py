@@ -1,0 +1,120 @@
+"""The ``ansible`` target: a self-contained directory that applies the ``smtp_relay`` role to every
+fleet group (SPEC §5).
+
+``ansible/`` holds a copy of ``roles/smtp_relay``, ``group_vars/GROUP.yml`` with the role variables
+of each group (from the same ``role_vars`` the ``postfix`` target renders its templates with),
+``inventory.ini`` from ``fleet.GROUP.hosts`` and ``playbook.yml``. Passwords never reach these
+files: each becomes a reference to an Ansible variable (``{vault: NAME}``, else ``vault_<relay>``)
+that the user keeps in Ansible Vault and that Ansible resolves at deploy time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from smtpconf.errors import RenderError
+from smtpconf.model import Config, FleetGroup, Relay, to_ascii_host
+from smtpconf.render import RenderContext, RenderedFile
+from smtpconf.resources import resource_path
+from smtpconf.rules.fleet import group_relays
+
+TARGET = "ansible"
+ROLE = "smtp_relay"
+# An Ansible variable name: anything else inside "{{ }}" would be Jinja code, not a reference.
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def vault_variable(relay: Relay) -> str:
+    """The Ansible variable holding ``relay``'s password: the one the file names with ``{vault: X}``,
+    otherwise ``vault_<relay>`` (env, file and command secrets live on the operator's machine, not
+    on the Ansible controller, so the deploy reads the password from the vault instead)."""
+    if relay.password is not None and relay.password.kind == "vault":
+        name = relay.password.ref
+    else:
+        name = "vault_" + re.sub(r"[^A-Za-z0-9_]", "_", relay.name)
+    if not _VARIABLE.match(name):
+        raise RenderError(f"relay '{relay.name}': {name!r} is not an Ansible variable name")
+    return name
+
+
+def group_vars(config: Config, group: FleetGroup) -> dict[str, Any]:
+    """The role variables of ``group``, every password replaced by a vault reference."""
+    from smtpconf.render.postfix import role_vars
+
+    references = {r.name: "{{ " + vault_variable(r) + " }}" for r in group_relays(config, group) if r.authenticates}
+    variables = dict(role_vars(config, group, references))
+    relays = {name: dict(settings) for name, settings in variables["smtp_relay_relays"].items()}
+    variables["smtp_relay_relays"] = relays
+    for relay in group_relays(config, group):
+        settings = relays.get(relay.name)
+        if settings is None:
+            continue
+        # Belt and braces: whatever role_vars put here, only the reference is written.
+        if relay.authenticates:
+            settings["password"] = "{{ " + vault_variable(relay) + " }}"
+        else:
+            settings.pop("password", None)
+    return variables
+
+
+def render(ctx: RenderContext) -> Iterable[RenderedFile]:
+    config = ctx.config
+    yield from _role_files()
+    groups = list(config.fleet.values())
+    vaults: dict[str, list[str]] = {}  # vault variable -> relays that use it
+    for group in groups:
+        for relay in group_relays(config, group):
+            if relay.authenticates:
+                vaults.setdefault(vault_variable(relay), [])
+                if relay.name not in vaults[vault_variable(relay)]:
+                    vaults[vault_variable(relay)].append(relay.name)
+        yield RenderedFile(f"ansible/group_vars/{group.name}.yml", _group_vars_yaml(config, group), TARGET,
+                           "group", group.name)
+    source = Path(config.file).name
+    data = {
+        "source": source,
+        "groups": [{"name": g.name, "hosts": [to_ascii_host(h) for h in g.hosts], "relay": g.relay}
+                   for g in groups],
+        "vaults": vaults,
+        "role": ROLE,
+    }
+    for name in ("inventory.ini", "playbook.yml", "ansible.cfg", "README.md"):
+        yield RenderedFile(f"ansible/{name}", ctx.template(f"ansible/{name}.j2", **data), TARGET)
+
+
+def _role_files() -> Iterable[RenderedFile]:
+    """A copy of the role as it is in the repository, so the directory needs nothing else."""
+    root = resource_path("roles", ROLE)
+    if not (root / "tasks" / "main.yml").is_file():
+        raise RenderError(f"the {ROLE} role is missing from {root.parent}; reinstall smtpconf")
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+            continue
+        yield RenderedFile(f"ansible/roles/{ROLE}/{relative.as_posix()}", path.read_bytes(), TARGET)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, and multi-line strings (a CA's PEM text) as literal ``|`` blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _group_vars_yaml(config: Config, group: FleetGroup) -> bytes:
+    header = (f"---\n# Generated by smtpconf from {Path(config.file).name}, fleet group '{group.name}'.\n"
+              "# Edit the smtpconf file and render again rather than this file.\n"
+              "# Passwords are references to Ansible variables: keep their values in Ansible Vault\n"
+              "# (see README.md), never here.\n")
+    body = yaml.dump(group_vars(config, group), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=1000)
+    return (header + body).encode("utf-8")
