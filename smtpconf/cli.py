@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--only", metavar="TARGET,...", help="comma-separated targets (default: all)")
     render.add_argument("--format", choices=("text", "json"), default="text",
                         help="what to print: the written files (text) or a JSON manifest")
+    render.add_argument("--postfix-map-dir", metavar="DIR",
+                        help="where the postfix target's main.cf expects its maps "
+                             "(default /etc/postfix/smtpconf)")
     render.set_defaults(func=_render)
 
     send = commands.add_parser("send-test", help="send a real test message, step by step",

@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     if result.config is None or any(f.level == "error" for f in result.findings):
         print(f"smtpconf: render refused: {args.file} has errors (above); nothing was written", file=sys.stderr)
         return 1
-    files = render(result.config, targets)
+    options = {"postfix_map_dir": getattr(args, "postfix_map_dir", None)}
+    files = render(result.config, targets, {k: v for k, v in options.items() if v})
     write_atomic(files, Path(args.output))
     if args.format == "json":
         print(json.dumps(manifest(files), indent=2, ensure_ascii=False))
