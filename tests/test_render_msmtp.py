@@ -1,0 +1,86 @@
+"""The msmtp target: one msmtprc per account, read back with msmtp's own argument rule."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from tests.support.cli_clients import (  # noqa: F401  (clients_out is a fixture)
+    ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME, assert_no_secret_values,
+    clients_out,
+)
+from tests.support.render import tree
+
+
+def msmtprc(out: Path, email: str) -> tuple[dict[str, str], str]:
+    """(command -> argument, text) the way msmtp reads it: the rest of the line, one enclosing
+    pair of double quotes stripped, whole-line comments."""
+    text = (out / "msmtp" / f"{email}.msmtprc").read_text(encoding="utf-8")
+    settings: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        command, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if len(argument) >= 2 and argument[0] == argument[-1] == '"':
+            argument = argument[1:-1]
+        assert command not in settings or command == "account", f"{command} twice"
+        settings[command if command != "account" or "account" not in settings else "account default"] = argument
+    return settings, text
+
+
+def test_starttls_account(clients_out: Path) -> None:
+    rc, _ = msmtprc(clients_out, "xiaoming@example.com")
+    assert rc == {
+        "account": "xiaoming@example.com", "host": "smtp.gmail.com", "port": "587",
+        "from": "xiaoming@example.com", "auth": "on", "user": "xiaoming@example.com",
+        "passwordeval": "pass show mail/xiaoming", "tls": "on", "tls_starttls": "on",
+        "tls_trust_file": "system", "account default": "default : xiaoming@example.com",
+    }
+
+
+def test_implicit_tls_account_reads_the_password_from_the_environment(clients_out: Path) -> None:
+    rc, _ = msmtprc(clients_out, "alerts@163.com")
+    assert (rc["host"], rc["port"], rc["tls"], rc["tls_starttls"]) == ("smtp.163.com", "465", "on", "off")
+    assert rc["passwordeval"] == f"printenv {ENV_CANARY_NAME}"
+
+
+def test_idn_host_and_odd_characters_survive_msmtp_quoting(clients_out: Path) -> None:
+    rc, _ = msmtprc(clients_out, "用户@例子.测试")
+    assert rc["host"] == IDN_SMTP
+    assert rc["from"] == f"用户@{IDN_DOMAIN}"  # the envelope sender without SMTPUTF8
+    assert rc["user"] == ODD_USERNAME
+    assert rc["passwordeval"] == ODD_COMMAND
+    assert rc["tls_starttls"] == "off"
+
+
+def test_file_secret_becomes_a_command_that_prints_it(clients_out: Path) -> None:
+    rc, _ = msmtprc(clients_out, "secretfile@example.com")
+    command = shlex.split(rc["passwordeval"])
+    assert command[0] == "cat" and Path(command[1]).is_absolute()
+    done = subprocess.run(rc["passwordeval"], shell=True, capture_output=True, text=True, timeout=10)
+    assert done.stdout.strip() == FILE_CANARY
+
+
+def test_vault_secret_gets_no_password_line_and_the_relay_ca_is_trusted(clients_out: Path) -> None:
+    rc, text = msmtprc(clients_out, "dev@lab.example.test")
+    assert "passwordeval" not in rc and "password" not in rc
+    assert "vault_dev_password" in text and "ask" in text
+    assert (rc["host"], rc["port"], rc["tls_starttls"]) == ("smtp.lab.example.test", "2587", "on")
+    assert rc["tls_trust_file"].endswith("/lab-ca.pem") and Path(rc["tls_trust_file"]).is_absolute()
+    assert rc["auth"] == "on" and rc["user"] == "dev@lab.example.test"
+
+
+def test_security_none_turns_tls_and_auth_off(clients_out: Path) -> None:
+    rc, _ = msmtprc(clients_out, "printer@office.example")
+    assert (rc["tls"], rc["auth"], rc["port"]) == ("off", "off", "25")
+    assert "tls_starttls" not in rc and "user" not in rc and "passwordeval" not in rc
+
+
+def test_files_are_private_and_hold_no_secret_value(clients_out: Path) -> None:
+    files = tree(clients_out / "msmtp")
+    assert len(files) == 6
+    assert {mode for _, mode in files.values()} == {0o600}
+    assert_no_secret_values(clients_out / "msmtp")
