@@ -1,0 +1,304 @@
+"""The ``postfix`` target, offline: what lands in main.cf, master.cf and the maps, and what never
+does. The proof that Postfix relays mail with it is tests/integration/test_postfix_relay.py."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smtpconf.errors import RenderError
+from smtpconf.lint import lint_path
+from smtpconf.model import Config
+from smtpconf.render import render, write_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+GMAIL_PASSWORD = "abcd efgh ijkl mnop"  # Gmail app passwords come with spaces
+SES_PASSWORD = "BAse64+/ses=="
+
+MIXED = """\
+version: 1
+relays:
+  gmail-ops:
+    provider: gmail
+    username: ops@example.com
+    password: {env: T_GMAIL}
+  ses:
+    host: email-smtp.eu-west-1.amazonaws.com
+    port: 465
+    security: tls
+    username: AKIAEXAMPLE
+    password: {file: ses.secret}
+  lab:
+    host: smtp.lab.example.test
+    port: 2587
+    security: starttls
+    ca_file: lab-ca.pem
+    username: relayuser
+    password: {command: "printf lab-pass"}
+fleet:
+  web:
+    hosts: [web1.example.com]
+    relay: gmail-ops
+    sender_relays:
+      billing@example.com: ses
+      "@lab.example.test": lab
+    rewrite_sender: ops@example.com
+"""
+
+IMPLICIT_ONLY = """\
+version: 1
+relays:
+  mail163:
+    provider: "163"
+    username: alerts@163.com
+    password: {env: T_163}
+fleet:
+  batch:
+    relay: mail163
+"""
+
+
+def load(tmp_path: Path, text: str, name: str = "smtpconf.yaml") -> Config:
+    (tmp_path / "ses.secret").write_text(SES_PASSWORD + "\n")
+    (tmp_path / "lab-ca.pem").write_text((ROOT / "examples/certs/lab-ca.pem").read_text())
+    path = tmp_path / name
+    path.write_text(text)
+    result = lint_path(path)
+    assert result.config is not None, result.findings
+    assert not [f for f in result.findings if f.level == "error"], result.findings
+    return result.config
+
+
+def files(config: Config, **options: str) -> dict[str, str]:
+    out = render(config, ["postfix"], dict(options))
+    return {f.path: f.content.decode() for f in out}
+
+
+def settings(text: str) -> dict[str, str]:
+    pairs = [line.split(" =", 1) for line in text.splitlines()]
+    return {name: value.strip() for name, value in pairs}
+
+
+def table(text: str) -> dict[str, str]:
+    rows = [line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#")]
+    return dict(rows)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("T_GMAIL", GMAIL_PASSWORD)
+    return files(load(tmp_path, MIXED))
+
+
+def test_main_cf_is_sorted_name_value_lines(mixed: dict[str, str]) -> None:
+    lines = mixed["postfix/web/main.cf"].splitlines()
+    assert lines == sorted(lines)
+    assert all(" =" in line and not line.startswith("#") for line in lines)
+    main = settings(mixed["postfix/web/main.cf"])
+    assert main["relayhost"] == "[smtp.gmail.com]:587"
+    assert main["smtp_sasl_auth_enable"] == "yes"
+    assert main["smtp_sasl_password_maps"] == "hash:/etc/postfix/smtpconf/sasl_passwd"
+    assert main["smtp_sasl_security_options"] == "noanonymous"
+    assert main["smtp_sasl_tls_security_options"] == "noanonymous"
+    assert main["smtp_tls_security_level"] == "verify"
+    assert main["smtp_tls_policy_maps"] == "hash:/etc/postfix/smtpconf/tls_policy"
+    assert main["sender_dependent_relayhost_maps"] == "hash:/etc/postfix/smtpconf/sender_relay"
+    assert main["smtp_sender_dependent_authentication"] == "yes"
+    assert main["smtp_generic_maps"] == "hash:/etc/postfix/smtpconf/generic"
+    # The lab relay's private CA, plus the system CAs for Gmail and SES.
+    assert main["smtp_tls_CAfile"] == "/etc/postfix/smtpconf/ca_bundle.pem"
+    assert main["tls_append_default_CA"] == "yes"
+    assert "BEGIN CERTIFICATE" in mixed["postfix/web/ca_bundle.pem"]
+
+
+def test_password_keys_match_relayhost_and_sender_relays(mixed: dict[str, str]) -> None:
+    main = settings(mixed["postfix/web/main.cf"])
+    sasl = table(mixed["postfix/web/sasl_passwd"])
+    relays = table(mixed["postfix/web/sender_relay"])
+    policy = table(mixed["postfix/web/tls_policy"])
+    assert sasl[main["relayhost"]] == f"ops@example.com:{GMAIL_PASSWORD}"
+    assert relays == {"billing@example.com": "[email-smtp.eu-west-1.amazonaws.com]:465",
+                      "@lab.example.test": "[smtp.lab.example.test]:2587"}
+    assert sasl[relays["billing@example.com"]] == f"AKIAEXAMPLE:{SES_PASSWORD}"
+    assert sasl[relays["@lab.example.test"]] == "relayuser:lab-pass"
+    # Sender keys too: smtp_sender_dependent_authentication looks them up first.
+    assert sasl["billing@example.com"] == f"AKIAEXAMPLE:{SES_PASSWORD}"
+    assert set(policy) == {main["relayhost"], *relays.values()}
+    assert set(policy.values()) == {"verify"}
+
+
+def test_mixed_implicit_tls_and_starttls_get_transports(mixed: dict[str, str]) -> None:
+    main = settings(mixed["postfix/web/main.cf"])
+    assert main["smtp_tls_wrappermode"] == "no"  # the default relay is STARTTLS
+    assert main["sender_dependent_default_transport_maps"] == "hash:/etc/postfix/smtpconf/sender_transport"
+    services = [line.split() for line in mixed["postfix/web/master.cf"].splitlines()
+                if line and not line.startswith("#")]
+    by_name = {s[0]: s for s in services}
+    assert by_name["smtpconf_smtps"][:8] == ["smtpconf_smtps", "unix", "-", "-", "n", "-", "-", "smtp"]
+    assert "smtp_tls_wrappermode=yes" in by_name["smtpconf_smtps"]
+    assert "smtp_tls_security_level=verify" in by_name["smtpconf_smtps"]
+    assert "smtp_tls_wrappermode=no" in by_name["smtpconf_smtp"]
+    # Every sender has an entry, so "user@domain" never falls back to an "@domain" of the other kind.
+    assert table(mixed["postfix/web/sender_transport"]) == {
+        "billing@example.com": "smtpconf_smtps:", "@lab.example.test": "smtpconf_smtp:"}
+
+
+def test_implicit_tls_default_relay_sets_wrappermode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_163", "auth-code")
+    out = files(load(tmp_path, IMPLICIT_ONLY))
+    main = settings(out["postfix/batch/main.cf"])
+    assert main["relayhost"] == "[smtp.163.com]:465"
+    assert main["smtp_tls_wrappermode"] == "yes"
+    assert main["smtp_tls_security_level"] == "verify"
+    # Nothing to mix: no transports, and the unused settings are set empty (clears older renders).
+    assert main["sender_dependent_default_transport_maps"] == ""
+    assert main["sender_dependent_relayhost_maps"] == ""
+    assert main["smtp_sender_dependent_authentication"] == "no"
+    assert main["smtp_generic_maps"] == ""
+    assert main["smtp_tls_CAfile"] == "" and main["tls_append_default_CA"] == "no"
+    assert not [line for line in out["postfix/batch/master.cf"].splitlines() if not line.startswith("#")]
+    assert "postfix/batch/ca_bundle.pem" not in out
+    assert table(out["postfix/batch/sasl_passwd"]) == {"[smtp.163.com]:465": "alerts@163.com:auth-code"}
+
+
+def test_rewrite_sender_maps_the_hosts_own_names(mixed: dict[str, str]) -> None:
+    assert table(mixed["postfix/web/generic"]) == {
+        "@localhost": "ops@example.com", "@localhost.localdomain": "ops@example.com",
+        "@web1.example.com": "ops@example.com"}
+
+
+def test_map_dir_and_type_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_163", "auth-code")
+    config = load(tmp_path, IMPLICIT_ONLY)
+    main = settings(files(config, postfix_map_dir="/srv/pf/maps/", postfix_map_type="lmdb")["postfix/batch/main.cf"])
+    assert main["smtp_sasl_password_maps"] == "lmdb:/srv/pf/maps/sasl_passwd"
+    assert main["smtp_tls_policy_maps"] == "lmdb:/srv/pf/maps/tls_policy"
+    for bad in ("relative/dir", "/etc/postfix/my maps", "/etc/$mail", "/a,b"):
+        with pytest.raises(RenderError, match="absolute path"):
+            files(config, postfix_map_dir=bad)
+
+
+def test_ipv6_relay_uses_postfix_ipv6_literal(tmp_path: Path) -> None:
+    config = load(tmp_path, "version: 1\nrelays:\n  v6:\n    host: '2001:db8::25'\n    port: 587\n"
+                            "    security: starttls\nfleet:\n  lab:\n    relay: v6\n")
+    out = files(config)
+    assert settings(out["postfix/lab/main.cf"])["relayhost"] == "[ipv6:2001:db8::25]:587"
+    assert settings(out["postfix/lab/main.cf"])["smtp_sasl_auth_enable"] == "no"
+    assert table(out["postfix/lab/sasl_passwd"]) == {}
+
+
+def test_render_is_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_GMAIL", GMAIL_PASSWORD)
+    config = load(tmp_path, MIXED)
+    assert files(config) == files(config)
+
+
+def test_sasl_passwd_is_written_0600_and_listed_in_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_GMAIL", GMAIL_PASSWORD)
+    out = tmp_path / "out"
+    write_atomic(render(load(tmp_path, MIXED), ["postfix"]), out)
+    assert stat.S_IMODE((out / "postfix/web/sasl_passwd").stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "postfix/web/main.cf").stat().st_mode) == 0o644
+    manifest = json.loads((out / ".smtpconf-manifest.json").read_text())
+    assert {"path": "postfix/web/sasl_passwd", "target": "postfix", "group": "web"} in manifest["files"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "smtpconf", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_missing_secret_names_it_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_GMAIL", GMAIL_PASSWORD)
+    load(tmp_path, MIXED)
+    out = tmp_path / "out"
+    first = run_cli("render", str(tmp_path / "smtpconf.yaml"), "-o", str(out), "--only", "postfix")
+    assert first.returncode == 0, first.stderr
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (tmp_path / "ses.secret").unlink()
+    monkeypatch.delenv("T_GMAIL")
+    again = run_cli("render", str(tmp_path / "smtpconf.yaml"), "-o", str(out), "--only", "postfix")
+    assert again.returncode == 2
+    assert "relay 'gmail-ops' password (env T_GMAIL)" in again.stderr
+    assert "relay 'ses' password (file " in again.stderr
+    assert "nothing was written" in again.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    for output in (first, again):
+        assert GMAIL_PASSWORD not in output.stdout + output.stderr
+        assert SES_PASSWORD not in output.stdout + output.stderr
+
+
+def test_vault_secret_points_at_the_ansible_target(tmp_path: Path) -> None:
+    config = load(tmp_path, IMPLICIT_ONLY.replace("{env: T_163}", "{vault: vault_mail163}"))
+    with pytest.raises(RenderError) as caught:
+        files(config)
+    assert "relay 'mail163' password (vault vault_mail163)" in str(caught.value)
+    assert "ansible target" in str(caught.value)
+
+
+def test_failing_secret_command_and_unusable_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load(tmp_path, IMPLICIT_ONLY.replace("{env: T_163}", '{command: "exit 3"}'))
+    with pytest.raises(RenderError, match=r"relay 'mail163' password \(command exit 3\): secret command exited 3"):
+        files(config)
+    # A password with a line break would add a map entry; one with trailing space loses it.
+    for value in ("first\n[evil]:25 x:y", "trailing ", ""):
+        monkeypatch.setenv("T_163", value)
+        config = load(tmp_path, IMPLICIT_ONLY)
+        with pytest.raises(RenderError, match="relay 'mail163' password") as caught:
+            files(config)
+        assert not value or value not in str(caught.value)
+
+
+@pytest.mark.parametrize(("yaml_value", "line"), [
+    ('    host: "smtp.example.com\\nrelayhost = [evil.example]:25"', 4),
+    ('    username: "ops user"', 6),
+    ('    username: "ops,user"', 6),
+    ('    username: "ops\\n[evil]:25 x"', 6),
+])
+def test_schema_keeps_injection_out_of_relay_values(tmp_path: Path, yaml_value: str, line: int) -> None:
+    text = ("version: 1\nrelays:\n  lab:\n    host: smtp.example.com\n    port: 587\n    username: ops\n"
+            "fleet:\n  web:\n    relay: lab\n")
+    field = yaml_value.split(":", 1)[0]
+    lines = text.splitlines()
+    lines[line - 1] = yaml_value
+    assert lines[line - 1].startswith(field)
+    _assert_schema_error(tmp_path, "\n".join(lines) + "\n", line)
+
+
+@pytest.mark.parametrize(("snippet", "line"), [
+    ('    sender_relays:\n      "bill ing@example.com": lab\n', 11),
+    ('    sender_relays:\n      "billing@example.com,@x.example": lab\n', 11),
+    ('    sender_relays:\n      "billing@example.com\\n@evil.example": lab\n', 11),
+    ('    rewrite_sender: "ops@example.com, root@example.com"\n', 10),
+    ('    rewrite_sender: "ops@example.com\\n@evil.example x"\n', 10),
+    ('    hosts: ["web1.example.com web2.example.com"]\n', 10),
+])
+def test_schema_keeps_injection_out_of_fleet_values(tmp_path: Path, snippet: str, line: int) -> None:
+    text = ("version: 1\nrelays:\n  lab:\n    host: smtp.example.com\n    port: 587\n    username: ops\n"
+            "fleet:\n  web:\n    relay: lab\n" + snippet)
+    _assert_schema_error(tmp_path, text, line)
+
+
+def _assert_schema_error(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    done = run_cli("lint", "--format", "json", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    findings = json.loads(done.stdout)
+    findings = findings.get("findings", findings) if isinstance(findings, dict) else findings
+    assert [(f["rule"], f["line"]) for f in findings] == [("schema", line)], findings
+
+
+def test_sender_relay_to_unknown_relay_is_unknown_reference(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nrelays:\n  lab:\n    host: smtp.example.com\nfleet:\n  web:\n    relay: lab\n"
+                    "    sender_relays:\n      billing@example.com: nosuch\n")
+    result = lint_path(path)
+    assert [(f.rule, f.line) for f in result.findings if f.level == "error"] == [("unknown-reference", 9)]
