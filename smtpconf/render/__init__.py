@@ -72,6 +72,7 @@ class RenderContext:
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=False,  # each format escapes explicitly with the filters of escape.py
+            auto_reload=False,  # templates do not change during a render: no stat() per file written
         )
         env.filters.update(FILTERS)
         return env
