@@ -43,7 +43,12 @@ def key_lines(text: str, indent: int = 2) -> dict[str, int]:
 
 
 def rules_by_key(text: str, findings: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Rule ids per relay/domain name, from the findings' lines."""
+    """Live rule ids per relay/domain name, from the findings' lines (offline lint findings, such
+    as the info ``provider-credential-hint``, are not what these tests are about)."""
+    from smtpconf.rules import all_rules
+
+    live = {rule.id for rule in all_rules().values() if rule.live}
+    findings = [f for f in findings if f["rule"] in live]
     lines = {line: name for name, line in key_lines(text).items()}
     by_key: dict[str, list[str]] = {name: [] for name in lines.values()}
     for finding in findings:
