@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
 
 try:  # libyaml is ~10x faster; the pure-Python loader gives the same nodes and marks.
-    from yaml import CSafeLoader as _Loader
+    from yaml._yaml import CParser as _CParser
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    _CParser = None
 
 from smtpconf.errors import FatalError
 from smtpconf.findings import Finding
@@ -38,7 +39,11 @@ Position = tuple[int, int]
 _TAG = "tag:yaml.org,2002:"
 _IGNORE = re.compile(r"#\s*smtpconf:\s*ignore\[([A-Za-z0-9_,\- ]+)\]")
 _TRUTHY_WORDS = {"yes", "no", "on", "off", "y", "n"}
-_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used; they read node values
+_CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors and resolver are used
+# The base loader composes without YAML 1.1 implicit typing (every plain scalar is a string), which
+# is most of PyYAML's time; _scalar resolves only the plain scalars that can be something else.
+# These are the first characters of YAML 1.1 bools, nulls, numbers, timestamps, merge and value keys.
+_MAYBE_TYPED = frozenset("yYnNtTfFoO~-+.0123456789<=")
 
 
 @dataclass
@@ -125,9 +130,36 @@ def load(path: Path, file: str | None = None) -> tuple[Document | None, list[Fin
     return load_text(text, path, file)
 
 
+_PLAIN_TAGS = {yaml.ScalarNode: _TAG + "str", yaml.SequenceNode: _TAG + "seq", yaml.MappingNode: _TAG + "map"}
+
+
+def compose(text: str) -> yaml.Node | None:
+    """Parse into nodes with marks, without YAML 1.1 implicit typing (see _MAYBE_TYPED).
+
+    PyYAML's C parser calls back into Python to resolve the tag of every node; a constant answer
+    halves the time of a large file. Explicit tags (``!!int "5"``) are kept by the parser itself.
+    """
+    if _CParser is None:  # pragma: no cover
+        return yaml.compose(text, Loader=yaml.BaseLoader)
+    return _Composer(text).get_single_node()
+
+
+if _CParser is not None:
+
+    class _Composer(_CParser):  # type: ignore[misc, valid-type]
+        def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+            return _PLAIN_TAGS[kind]
+
+        def descend_resolver(self, parent: Any, index: Any) -> None:
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+
 def load_text(text: str, path: Path, file: str) -> tuple[Document | None, list[Finding]]:
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = compose(text)
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_finding(file, exc, text)]
     except yaml.YAMLError as exc:
@@ -162,6 +194,11 @@ def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
     return Finding(file, line, col, "error", "yaml-syntax", f"{problem}{context}".strip())
 
 
+@lru_cache(maxsize=4096)  # ports, security words and booleans repeat thousands of times
+def _implicit_tag(value: str) -> str:
+    return str(_CONSTRUCTOR.resolve(yaml.ScalarNode, value, (True, False)))
+
+
 def _parse_ignores(text: str) -> dict[int, frozenset[str]]:
     """``# smtpconf: ignore[rule-a, rule-b]`` silences those rules on its line; a comment alone on a
     line silences them on the next line too (like yamllint's disable-line)."""
@@ -189,18 +226,19 @@ class _Walker:
         self._alias_uses = 0
 
     def value(self, node: yaml.Node, path: JsonPath) -> Any:
-        # PyYAML resolves an alias to the anchored node object itself, so a node seen twice is an
-        # alias use. Counting those uses bounds the expansion without ever building it.
+        mark = node.start_mark
+        self.doc.positions[path] = (mark.line + 1, mark.column + 1)
+        if node.__class__ is yaml.ScalarNode:
+            return self._scalar(node, path)  # an aliased scalar is one value: nothing to bound
+        # PyYAML resolves an alias to the anchored node object itself, so a collection seen twice is
+        # an alias use. Counting those uses bounds the expansion without ever building it.
         if id(node) in self._expanded:
             self._alias_uses += 1
             if self._alias_uses > MAX_ALIAS_USES:
-                raise _AliasLimit(node.start_mark)
+                raise _AliasLimit(mark)
         else:
             self._expanded.add(id(node))
-        self.doc.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if node.__class__ is yaml.SequenceNode:
             return [self.value(child, path + (index,)) for index, child in enumerate(node.value)]
         return self._mapping(node, path)
 
@@ -209,7 +247,7 @@ class _Walker:
         first_line: dict[str, int] = {}
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
+            if key_node.tag == _TAG + "merge" or (key_node.value == "<<" and not key_node.style):
                 merges.append(value_node)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
@@ -239,6 +277,8 @@ class _Walker:
 
     def _scalar(self, node: yaml.ScalarNode, path: JsonPath) -> Any:
         tag = node.tag
+        if tag == _TAG + "str" and not node.style and (not node.value or node.value[0] in _MAYBE_TYPED):
+            tag = node.tag = _implicit_tag(node.value)
         if tag == _TAG + "str":
             return node.value
         if tag == _TAG + "int":
