@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any, Dict, Tuple
 
 import pytest
 
@@ -14,11 +15,13 @@ from tests.support.render import (
 )
 
 ISPDB = Path(__file__).parent / "data" / "ispdb"
+# (output directory, the manifest the render printed)
+Rendered = Tuple[Path, Dict[str, Any]]
 SERVER_CHILDREN = ["hostname", "port", "socketType", "username", "authentication"]
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     base = tmp_path_factory.mktemp("thunderbird")
     config = write_config(base, ACCOUNTS_YAML)
     manifest = render_ok(config, base / "out", "thunderbird")
@@ -43,7 +46,7 @@ def servers(root: ET.Element, kind: str) -> list[dict[str, str]]:
     return found
 
 
-def test_manifest_has_one_file_per_account_and_per_domain(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_manifest_has_one_file_per_account_and_per_domain(rendered: Rendered) -> None:
     out, manifest = rendered
     owners = {(e.get("account"), e.get("domain")): e["path"] for e in manifest["files"]}
     assert owners[("xiaoming@example.com", None)] == "thunderbird/xiaoming@example.com/config-v1.1.xml"
@@ -53,7 +56,7 @@ def test_manifest_has_one_file_per_account_and_per_domain(rendered: tuple[Path, 
     assert all(e["target"] == "thunderbird" for e in manifest["files"])
 
 
-def test_ispdb_structure(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_ispdb_structure(rendered: Rendered) -> None:
     out, _ = rendered
     for path in (out / "thunderbird").rglob("config-v1.1.xml"):
         root = ET.parse(path).getroot()
@@ -69,7 +72,7 @@ def test_ispdb_structure(rendered: tuple[Path, dict]) -> None:  # type: ignore[t
                 assert server.findtext("port", "").isdigit()
 
 
-def test_starttls_account(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_starttls_account(rendered: Rendered) -> None:
     out, _ = rendered
     root = account_file(out, "xiaoming@example.com")
     assert servers(root, "outgoingServer") == [{
@@ -82,7 +85,7 @@ def test_starttls_account(rendered: tuple[Path, dict]) -> None:  # type: ignore[
     assert root.findtext("emailProvider/domain") == "example.com"
 
 
-def test_implicit_tls_account_and_xml_special_characters(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_implicit_tls_account_and_xml_special_characters(rendered: Rendered) -> None:
     out, _ = rendered
     root = account_file(out, "alerts@163.com")
     (smtp,) = servers(root, "outgoingServer")
@@ -90,7 +93,7 @@ def test_implicit_tls_account_and_xml_special_characters(rendered: tuple[Path, d
     assert root.findtext("emailProvider/displayName") == ALERTS_NAME
 
 
-def test_idn_hosts_are_punycode_and_unicode_text_survives(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_idn_hosts_are_punycode_and_unicode_text_survives(rendered: Rendered) -> None:
     out, _ = rendered
     root = account_file(out, "用户@例子.测试")
     (smtp,) = servers(root, "outgoingServer")
@@ -105,7 +108,7 @@ def test_idn_hosts_are_punycode_and_unicode_text_survives(rendered: tuple[Path, 
             assert (hostname.text or "").isascii(), path
 
 
-def test_domain_file_uses_placeholders(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_domain_file_uses_placeholders(rendered: Rendered) -> None:
     out, _ = rendered
     idn = domain_file(out, IDN_DOMAIN)
     assert {s["username"] for s in servers(idn, "outgoingServer") + servers(idn, "incomingServer")} == {
@@ -142,7 +145,7 @@ def test_domain_file_lists_each_server_once_and_flags_usernames_no_placeholder_c
     assert "different usernames" in text  # the first server's logins (alice, bob-corp) are flagged
 
 
-def test_no_secret_in_any_file(rendered: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+def test_no_secret_in_any_file(rendered: Rendered) -> None:
     out, _ = rendered
     for path, (content, mode) in tree(out).items():
         for value in [*SECRET_VALUES.values(), FILE_SECRET, "pass show"]:
@@ -152,7 +155,7 @@ def test_no_secret_in_any_file(rendered: tuple[Path, dict]) -> None:  # type: ig
 
 # --- agreement with the public Thunderbird ISPDB ------------------------------------------------
 
-def ispdb_outgoing(domain: str) -> list[dict[str, object]]:
+def ispdb_outgoing(domain: str) -> list[dict[str, Any]]:
     root = ET.parse(ISPDB / f"{domain}.xml").getroot()
     return [{"hostname": s.findtext("hostname"), "port": s.findtext("port"), "socketType": s.findtext("socketType"),
              "username": s.findtext("username"),
@@ -181,7 +184,7 @@ def test_outgoing_settings_agree_with_ispdb(tmp_path: Path, provider: str, domai
             match = [p for p in published if (p["hostname"], p["port"], p["socketType"]) ==
                      (ours["hostname"], ours["port"], ours["socketType"])]
             assert match, f"{ours} is not among the ISPDB's outgoing servers for {domain}: {published}"
-            assert ours["authentication"] in match[0]["authentication"]  # type: ignore[operator]
+            assert ours["authentication"] in match[0]["authentication"]
     # The hosted per-domain file logs in the way the ISPDB says: with the whole address.
     (hosted,) = servers(domain_file(tmp_path / "out", domain), "outgoingServer")
     assert hosted["username"] == published[0]["username"] == "%EMAILADDRESS%"
