@@ -97,3 +97,14 @@ def test_no_secret_in_any_file(out: Path) -> None:
     for path, (content, _) in tree(out).items():
         for value in [*SECRET_VALUES.values(), FILE_SECRET, "pass show", "secret.txt"]:
             assert value.encode() not in content, path
+
+
+def test_plaintext_relay_without_password(tmp_path: Path) -> None:
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - {email: printer@lab.example, host: smtp.lab.example, port: 2525, security: none}
+        """)
+    render_ok(config, tmp_path / "out", "autodiscover")
+    (smtp,) = protocols(response(tmp_path / "out", "printer@lab.example"))
+    assert (smtp["Port"], smtp["SSL"], smtp["Encryption"], smtp["AuthRequired"]) == ("2525", "off", "None", "off")

@@ -125,3 +125,17 @@ def test_account_without_incoming_server_gets_no_profile(tmp_path: Path) -> None
     manifest = render_ok(config, tmp_path / "out", "mobileconfig")
     assert [e["account"] for e in manifest["files"]] == ["human@corp.example"]
     assert not (tmp_path / "out/mobileconfig/robot@corp.example.mobileconfig").exists()
+
+
+def test_plaintext_relay_without_password(tmp_path: Path) -> None:
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - {email: printer@lab.example, host: smtp.lab.example, port: 2525, security: none,
+             incoming: {host: imap.lab.example, port: 143, security: starttls}}
+        """)
+    render_ok(config, tmp_path / "out", "mobileconfig")
+    _, mail = load(tmp_path / "out", "printer@lab.example")
+    assert (mail["OutgoingMailServerUseSSL"], mail["OutgoingMailServerAuthentication"]) == (False, "EmailAuthNone")
+    assert (mail["IncomingMailServerUseSSL"], mail["IncomingMailServerPortNumber"]) == (True, 143)
+    assert mail["IncomingMailServerAuthentication"] == "EmailAuthPassword"

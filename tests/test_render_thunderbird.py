@@ -188,3 +188,21 @@ def test_outgoing_settings_agree_with_ispdb(tmp_path: Path, provider: str, domai
     # The hosted per-domain file logs in the way the ISPDB says: with the whole address.
     (hosted,) = servers(domain_file(tmp_path / "out", domain), "outgoingServer")
     assert hosted["username"] == published[0]["username"] == "%EMAILADDRESS%"
+
+
+PLAIN_YAML = """\
+    version: 1
+    accounts:
+      - {email: printer@lab.example, host: smtp.lab.example, port: 2525, security: none,
+         incoming: {host: imap.lab.example, port: 143, security: starttls}}
+    """
+
+
+def test_plaintext_relay_without_password(tmp_path: Path) -> None:
+    render_ok(write_config(tmp_path, PLAIN_YAML), tmp_path / "out", "thunderbird")
+    root = account_file(tmp_path / "out", "printer@lab.example")
+    (smtp,) = servers(root, "outgoingServer")
+    (imap,) = servers(root, "incomingServer")
+    assert (smtp["port"], smtp["socketType"], smtp["authentication"]) == ("2525", "plain", "none")
+    # The mailbox is still logged in to, over STARTTLS on 143.
+    assert (imap["port"], imap["socketType"], imap["authentication"]) == ("143", "STARTTLS", "password-cleartext")
