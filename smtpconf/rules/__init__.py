@@ -68,6 +68,7 @@ def all_rules() -> dict[str, Rule]:
     import smtpconf.rules.tls  # noqa: F401
     import smtpconf.rules.providers  # noqa: F401
     import smtpconf.rules.fleet  # noqa: F401
+    import smtpconf.rules.postfix  # noqa: F401
     import smtpconf.rules.live  # noqa: F401
 
     return REGISTRY
