@@ -155,20 +155,28 @@ def test_no_secret_in_any_file(rendered: Rendered) -> None:
 
 # --- agreement with the public Thunderbird ISPDB ------------------------------------------------
 
-def ispdb_outgoing(domain: str) -> list[dict[str, Any]]:
+def ispdb_servers(domain: str, kind: str) -> list[dict[str, Any]]:
+    """The published servers of ``kind`` (incomingServer / outgoingServer) for ``domain``."""
     root = ET.parse(ISPDB / f"{domain}.xml").getroot()
-    return [{"hostname": s.findtext("hostname"), "port": s.findtext("port"), "socketType": s.findtext("socketType"),
-             "username": s.findtext("username"),
+    return [{"type": s.get("type"), "hostname": s.findtext("hostname"), "port": s.findtext("port"),
+             "socketType": s.findtext("socketType"), "username": s.findtext("username"),
              "authentication": {a.text for a in s.findall("authentication")}}
-            for s in root.iter("outgoingServer")]
+            for s in root.iter(kind)]
 
 
-@pytest.mark.parametrize(("provider", "domain", "extra"), [
-    ("gmail", "gmail.com", ""),  # the preset default: 587 STARTTLS
-    ("gmail", "gmail.com", "port: 465"),  # the documented alternative: implicit TLS
-    ("163", "163.com", ""),
+def assert_published(ours: dict[str, str], published: list[dict[str, Any]]) -> None:
+    match = [p for p in published if (p["type"], p["hostname"], p["port"], p["socketType"]) ==
+             (ours["type"], ours["hostname"], ours["port"], ours["socketType"])]
+    assert match, f"{ours} is not among the servers the ISPDB publishes: {published}"
+    assert ours["authentication"] in match[0]["authentication"]
+
+
+@pytest.mark.parametrize(("provider", "domain", "extra", "port"), [
+    ("gmail", "gmail.com", "", "587"),  # the preset default: STARTTLS
+    ("gmail", "gmail.com", "port: 465", "465"),  # the documented alternative: implicit TLS
+    ("163", "163.com", "", "465"),
 ])
-def test_outgoing_settings_agree_with_ispdb(tmp_path: Path, provider: str, domain: str, extra: str) -> None:
+def test_settings_agree_with_ispdb(tmp_path: Path, provider: str, domain: str, extra: str, port: str) -> None:
     config = write_config(tmp_path, f"""\
         version: 1
         accounts:
@@ -178,16 +186,18 @@ def test_outgoing_settings_agree_with_ispdb(tmp_path: Path, provider: str, domai
             {extra}
         """)
     render_ok(config, tmp_path / "out", "thunderbird")
-    published = ispdb_outgoing(domain)
+    outgoing = ispdb_servers(domain, "outgoingServer")
+    incoming = ispdb_servers(domain, "incomingServer")
     for root in (account_file(tmp_path / "out", f"someone@{domain}"), domain_file(tmp_path / "out", domain)):
-        for ours in servers(root, "outgoingServer"):
-            match = [p for p in published if (p["hostname"], p["port"], p["socketType"]) ==
-                     (ours["hostname"], ours["port"], ours["socketType"])]
-            assert match, f"{ours} is not among the ISPDB's outgoing servers for {domain}: {published}"
-            assert ours["authentication"] in match[0]["authentication"]
+        (smtp,) = servers(root, "outgoingServer")
+        assert smtp["port"] == port
+        assert_published(smtp, outgoing)
+        (imap,) = servers(root, "incomingServer")
+        assert_published(imap, incoming)
     # The hosted per-domain file logs in the way the ISPDB says: with the whole address.
-    (hosted,) = servers(domain_file(tmp_path / "out", domain), "outgoingServer")
-    assert hosted["username"] == published[0]["username"] == "%EMAILADDRESS%"
+    hosted = domain_file(tmp_path / "out", domain)
+    assert servers(hosted, "outgoingServer")[0]["username"] == outgoing[0]["username"] == "%EMAILADDRESS%"
+    assert servers(hosted, "incomingServer")[0]["username"] == incoming[0]["username"] == "%EMAILADDRESS%"
 
 
 PLAIN_YAML = """\
