@@ -8,5 +8,4 @@ cd "$(dirname "$0")/.."
 # The example's relays read their passwords from the environment and files at render time
 # (sasl_passwd); these stand-ins let the example render anywhere.
 export GMAIL_APP_PASSWORD="${GMAIL_APP_PASSWORD:-example-app-password}"
-export SMTPCONF_EXAMPLE=1
 .venv/bin/smtpconf render examples/smtpconf.yaml -o out/
