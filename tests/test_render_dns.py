@@ -107,3 +107,19 @@ def test_an_ip_address_gets_no_srv_record(tmp_path: Path) -> None:
 def test_zone_files_are_public_and_hold_no_secret_value(clients_out: Path) -> None:
     assert {mode for _, mode in tree(clients_out / "dns").values()} == {0o644}
     assert_no_secret_values(clients_out / "dns")
+
+
+def test_srv_records_are_what_the_live_check_expects(clients_out: Path) -> None:
+    # `smtpconf check` (srv-mismatch) and this target must agree on what a domain publishes.
+    from smtpconf.lint import lint_path
+    from smtpconf.probe.dns_checks import expected_srv
+
+    config = lint_path(clients_out.parent / "smtpconf.yaml").config
+    assert config is not None
+    for zone_file in (clients_out / "dns").iterdir():
+        domain = zone_file.name.removesuffix(".zone")
+        zone = load_zone(zone_file, domain)
+        expected = expected_srv(a for a in config.accounts if a.domain_ascii.lower() == domain)
+        published = {service: {(target.rstrip("."), port) for _, _, port, target in srv(zone, f"{service}.{domain}.")}
+                     for service in expected}
+        assert published == expected, domain
