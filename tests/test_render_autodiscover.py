@@ -47,7 +47,7 @@ def test_starttls_is_encryption_tls(out: Path) -> None:
     assert resp.findtext("o:User/o:AutoDiscoverSMTPAddress", namespaces=NS) == "xiaoming@example.com"
     assert resp.findtext("o:Account/o:AccountType", namespaces=NS) == "email"
     assert resp.findtext("o:Account/o:Action", namespaces=NS) == "settings"
-    imap, smtp = protocols(resp)  # the mailbox first: Outlook takes it as the account type
+    imap, smtp = protocols(resp)  # the mailbox first, then SMTP
     assert imap == {"Type": "IMAP", "Server": "imap.gmail.com", "Port": "993", "DomainRequired": "off",
                     "LoginName": "xiaoming@example.com", "SPA": "off", "SSL": "on", "Encryption": "SSL",
                     "AuthRequired": "on"}

@@ -19,7 +19,7 @@ TEMPLATE = "autodiscover/autodiscover.xml.j2"
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     for account in ctx.config.accounts:
         inbound = incoming(account)
-        # Outlook takes the first protocol block as the account type: the mailbox goes first.
+        # The mailbox block first, then SMTP: the order Exchange's own POX responses use.
         servers = ([inbound] if inbound else []) + [outgoing(account)]
         yield RenderedFile(
             f"{TARGET}/{safe_name(account.email)}/autodiscover.xml",
