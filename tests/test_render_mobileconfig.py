@@ -73,6 +73,8 @@ def test_idn_and_pop3(out: Path) -> None:
     assert pop["EmailAccountType"] == "EmailTypePOP"
     assert (pop["IncomingMailServerHostName"], pop["IncomingMailServerPortNumber"]) == (f"pop.{MUENCHEN}", 995)
     assert pop["OutgoingMailServerUsername"] == pop["IncomingMailServerUsername"] == "ops"
+    # One login, one password: the device asks once, although SMTP and POP are different hosts.
+    assert pop["OutgoingPasswordSameAsIncomingPassword"] is True
 
 
 def test_no_password_in_any_profile(out: Path) -> None:

@@ -66,8 +66,9 @@ def profile(account: Account, inbound: ServerSettings) -> dict[str, Any]:
         "OutgoingMailServerPortNumber": smtp.port,
         "OutgoingMailServerUseSSL": _uses_tls(smtp),
         "OutgoingMailServerUsername": smtp.username,
-        # The device prompts once when both logins are the same person's.
-        "OutgoingPasswordSameAsIncomingPassword": (smtp.host, smtp.username) == (inbound.host, inbound.username),
+        # An account has one password for both servers (the model has no separate incoming secret):
+        # with the same login, the device asks for it once.
+        "OutgoingPasswordSameAsIncomingPassword": smtp.authenticates and smtp.username == inbound.username,
         "PayloadType": "com.apple.mail.managed",
         "PayloadVersion": 1,
     }
