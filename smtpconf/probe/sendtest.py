@@ -1,0 +1,292 @@
+"""``smtpconf send-test``: send one real message through an account or relay, step by step.
+
+After configuring a mail client the advice is always "send a test message", and when it fails,
+"check host, port and security first". This command does both and says at which step it failed:
+secret, resolve, connect, TLS, EHLO, AUTH, MAIL FROM, RCPT TO, DATA. On an authentication failure
+it says what the provider expects (an app password, an authorization code, SMTP AUTH enabled).
+
+The password is resolved only here, sent only over TLS (unless ``--allow-plaintext``), and never
+printed: the output names where it came from (``env GMAIL_APP_PASSWORD``), not what it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import smtplib
+import socket
+import ssl
+import sys
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from smtpconf.errors import UsageError
+from smtpconf.lint import lint_path
+from smtpconf.model import Config, Endpoint, SecretRef, presets
+
+
+class Target(NamedTuple):
+    what: str  # "relay 'lab'" / "account a@example.com"
+    endpoint: Endpoint
+    username: str | None
+    password: SecretRef | None
+    sender: str | None
+
+
+class StepFailed(Exception):
+    pass
+
+
+def step(name: str, ok: bool, detail: str) -> None:
+    print(f"{'ok' if ok else 'FAIL':<4}  {name:<9}  {detail}", flush=True)
+
+
+def fail(name: str, detail: str) -> StepFailed:
+    step(name, False, detail)
+    return StepFailed(detail)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = lint_path(Path(args.file), args.file)
+    if result.config is None:  # not even a model: nothing to send through
+        for f in result.findings:
+            print(f"{f.file}:{f.line}:{f.col}: {f.level} [{f.rule}] {f.message}", file=sys.stderr)
+        return 1
+    target = _target(result.config, args)
+    sender = args.sender or target.sender
+    if not sender:
+        raise UsageError(f"{target.what} has no address to send from: give --from ADDR")
+    ep = target.endpoint
+    print(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {args.to}")
+    try:
+        _send(target, sender, args, result.config.doc.path.parent)
+    except StepFailed:
+        return 1
+    return 0
+
+
+def _target(config: Config, args: argparse.Namespace) -> Target:
+    if args.relay:
+        relay = config.relays.get(args.relay)
+        if relay is None:
+            raise UsageError(f"no relay '{args.relay}' in {args.file} (relays: {', '.join(config.relays) or 'none'})")
+        sender = relay.username if relay.username and "@" in relay.username else None
+        return Target(f"relay '{relay.name}'", relay.endpoint, relay.username, relay.password, sender)
+    wanted = args.account.lower()
+    for account in config.accounts:
+        if account.email.lower() == wanted:
+            username, password = account.username, account.password
+            if password is None and account.relay:  # an account without a password uses the relay's login
+                relay = config.relays[account.relay]
+                username, password = relay.username, relay.password
+            return Target(f"account {account.email}", account.smtp, username, password, account.email)
+    known = ", ".join(a.email for a in config.accounts) or "none"
+    raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
+
+
+def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path) -> None:
+    ep = target.endpoint
+    password = _secret(target, base_dir)
+    if password is not None and ep.security == "none" and not args.allow_plaintext:
+        raise fail("TLS", "refused: security is none, so the password would cross the network in plaintext; "
+                          "use starttls (587) or tls (465), or pass --allow-plaintext if you really mean it")
+    address = _resolve(ep, args)
+    client = _connect(ep, address, args.timeout)
+    try:
+        _dialogue(client, target, password, sender, args)
+    finally:
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+
+def _secret(target: Target, base_dir: Path) -> str | None:
+    from smtpconf.secrets import SecretError, resolve
+
+    if target.password is None:
+        step("secret", True, "no password in the file: sending without AUTH")
+        return None
+    try:
+        value = resolve(target.password, base_dir)
+    except SecretError as exc:
+        raise fail("secret", str(exc)) from None
+    step("secret", True, f"password from {target.password.describe()}")
+    return value
+
+
+def _resolve(ep: Endpoint, args: argparse.Namespace) -> str:
+    from smtpconf.probe.resolver import Resolver
+
+    async def lookup() -> Any:
+        return await Resolver(args.nameserver, args.timeout, asyncio.Semaphore(4)).addresses(ep.host_ascii)
+
+    answer = asyncio.run(lookup())
+    if not answer.found:
+        raise fail("resolve", f"{ep.host_ascii}: {answer.reason}"
+                              + ("" if answer.status == "missing" else " (the resolver did not answer)"))
+    step("resolve", True, f"{ep.host_ascii} → {', '.join(answer.records)}")
+    return str(answer.records[0])
+
+
+class _Plain(smtplib.SMTP):
+    """smtplib, connecting to a resolved address while TLS still checks the host name."""
+
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        self.address, self.phase = address, "connect"
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((self.address, port), timeout, self.source_address)
+        self.phase = "greeting"
+        return sock
+
+
+class _Implicit(smtplib.SMTP_SSL):
+    def __init__(self, address: str, **kwargs: Any) -> None:
+        self.address, self.phase = address, "connect"
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((self.address, port), timeout, self.source_address)
+        self.phase = "TLS"
+        wrapped = self.context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]
+        self.phase = "greeting"
+        return wrapped
+
+
+def _context(ep: Endpoint) -> ssl.SSLContext:
+    from smtpconf.probe.tls import CertProblem, client_context
+
+    try:
+        return client_context(ep.ca_file)
+    except CertProblem as exc:
+        raise fail("TLS", str(exc)) from None
+
+
+def _connect(ep: Endpoint, address: str, timeout: float) -> smtplib.SMTP:
+    from smtpconf.probe.tls import cert_problem
+
+    client: _Plain | _Implicit
+    if ep.security == "tls":
+        client = _Implicit(address, timeout=timeout, context=_context(ep))
+    else:
+        client = _Plain(address, timeout=timeout)
+    # smtplib takes the TLS server name from __init__'s host, which would connect at once: set it.
+    client._host = ep.host_ascii  # type: ignore[attr-defined]
+    try:
+        code, banner = client.connect(ep.host_ascii, ep.port)
+    except ssl.SSLCertVerificationError as exc:
+        raise fail("TLS", cert_problem(exc)[1]) from None
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        if client.phase == "TLS":
+            raise fail("TLS", f"handshake failed ({exc}): is this port plaintext/STARTTLS? try security: "
+                              "starttls") from None
+        raise fail(client.phase, str(exc)) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        # smtplib turns a read timeout into SMTPServerDisconnected("... timed out").
+        if client.phase == "greeting" and (isinstance(exc, TimeoutError) or "timed out" in str(exc)):
+            hint = " (an implicit-TLS port? try security: tls)" if ep.security != "tls" else ""
+            raise fail("connect", f"connected to {address}:{ep.port}, but no greeting within {timeout:g}s{hint}") from None
+        raise fail("connect", f"{address}:{ep.port}: {exc}") from None
+    if ep.security == "tls":
+        step("connect", True, f"{address}:{ep.port}")
+        step("TLS", True, f"implicit TLS: {_tls_detail(client)}")
+        step("greeting", True, f"{code} {_text(banner)}")
+    else:
+        step("connect", True, f"{address}:{ep.port}: {code} {_text(banner)}")
+    return client
+
+
+def _dialogue(client: smtplib.SMTP, target: Target, password: str | None, sender: str,
+              args: argparse.Namespace) -> None:
+    ep = target.endpoint
+    _ehlo(client)
+    if ep.security == "starttls":
+        if not client.has_extn("starttls"):
+            raise fail("TLS", "the server does not offer STARTTLS; not continuing in plaintext")
+        from smtpconf.probe.tls import cert_problem
+
+        try:
+            code, reply = client.starttls(context=_context(ep))
+        except ssl.SSLCertVerificationError as exc:
+            raise fail("TLS", cert_problem(exc)[1]) from None
+        except (ssl.SSLError, smtplib.SMTPException, OSError) as exc:
+            raise fail("TLS", f"STARTTLS failed: {exc}") from None
+        step("TLS", True, f"STARTTLS: {_tls_detail(client)}")
+        _ehlo(client)
+    if password is not None:
+        _auth(client, target, password)
+    message = _message(sender, args.to, target)
+    for name, call in (("MAIL FROM", lambda: client.mail(sender)), ("RCPT TO", lambda: client.rcpt(args.to))):
+        code, reply = call()
+        if code >= 400:
+            raise fail(name, f"{code} {_text(reply)}" + _why_refused(name, code, password))
+        step(name, True, f"{code} {_text(reply)}")
+    code, reply = client.data(message.as_bytes())
+    if code >= 400:
+        raise fail("DATA", f"{code} {_text(reply)}")
+    step("DATA", True, f"{code} {_text(reply)}: delivered to the server; check {args.to}'s inbox (and spam folder)")
+
+
+def _ehlo(client: smtplib.SMTP) -> None:
+    code, reply = client.ehlo()
+    if code != 250:
+        raise fail("EHLO", f"{code} {_text(reply)}")
+    step("EHLO", True, "offers " + (", ".join(sorted(client.esmtp_features)).upper() or "nothing"))
+
+
+def _auth(client: smtplib.SMTP, target: Target, password: str) -> None:
+    user = target.username or ""
+    if not client.has_extn("auth"):
+        raise fail("AUTH", "the server does not offer AUTH here" + _provider_hint(target))
+    try:
+        code, reply = client.login(user, password)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise fail("AUTH", f"{exc.smtp_code} {_text(exc.smtp_error)}: the server refused user '{user}' with the "
+                           f"password from {target.password.describe() if target.password else '?'}."
+                           + _provider_hint(target)) from None
+    except smtplib.SMTPException as exc:
+        raise fail("AUTH", f"{exc}{_provider_hint(target)}") from None
+    step("AUTH", True, f"{code} {_text(reply)} as {user}")
+
+
+def _provider_hint(target: Target) -> str:
+    preset = presets().get(target.endpoint.provider or "")
+    if preset is None:
+        return " Check the username and password (and that this is the submission port)."
+    return f" {preset.title}: {preset.note} ({preset.docs})"
+
+
+def _why_refused(name: str, code: int, password: str | None) -> str:
+    if code == 530 or (name == "MAIL FROM" and password is None and code in (550, 553, 554)):
+        return " (the server wants AUTH first: add username and password to the file)"
+    if name == "MAIL FROM":
+        return " (providers only let you send as your own address: check --from)"
+    return ""
+
+
+def _message(sender: str, to: str, target: Target) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"] = sender, to
+    message["Subject"] = "smtpconf test message"
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    ep = target.endpoint
+    message.set_content(f"This test message was sent by `smtpconf send-test` through {target.what}\n"
+                        f"({ep.host_ascii}:{ep.port}, {ep.security}). If you can read it, sending works.\n")
+    return message
+
+
+def _tls_detail(client: smtplib.SMTP) -> str:
+    sock = client.sock
+    if isinstance(sock, ssl.SSLSocket):
+        return f"{sock.version()}, certificate verified for {client._host}"  # type: ignore[attr-defined]
+    return "established"
+
+
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())

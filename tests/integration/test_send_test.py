@@ -1,0 +1,99 @@
+"""``smtpconf send-test`` delivers real messages to aiosmtpd servers on loopback, resolving the host
+through a real nsd, and explains the step that failed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.live import smtpconf
+from tests.support.nsd import NsdServer, zone_text
+from tests.support.smtpserver import Provider, TestCA
+
+pytestmark = pytest.mark.integration
+
+USER, PASSWORD = "relayuser", "correct horse battery"
+ZONE = "send.test"
+HOST = f"smtp.{ZONE}"
+
+
+@pytest.fixture(scope="module")
+def nsd() -> Iterator[NsdServer]:
+    with NsdServer({ZONE: zone_text(ZONE, [("smtp", "A", "127.0.0.1")])}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+def _file(tmp_path: Path, port: int, security: str, ca: TestCA | None, provider: str | None = None) -> Path:
+    lines = ["version: 1", "relays:", "  lab:"]
+    lines += [f"    provider: {provider}"] if provider else []
+    lines += [f"    host: {HOST}", f"    port: {port}", f"    security: {security}",
+              f"    username: {USER}", "    password: {env: LAB_PASSWORD}"]
+    lines += [f"    ca_file: {ca.ca_pem_path}"] if ca else []
+    lines += ["accounts:", f"  - email: dev@{ZONE}", "    relay: lab"]
+    path = tmp_path / "smtpconf.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def send(config: Path, nsd: NsdServer, *extra: str, password: str = PASSWORD, who: tuple[str, str] = ("--relay", "lab")):
+    return smtpconf("send-test", str(config), *who, "--to", "ops@example.test", "--from", f"dev@{ZONE}",
+                    "--nameserver", f"127.0.0.1:{nsd.port}", "--timeout", "5", *extra,
+                    env={"LAB_PASSWORD": password})
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_delivers_through_the_good_servers(mode: str, nsd: NsdServer, ca: TestCA, tmp_path: Path) -> None:
+    with Provider(mode, users={USER: PASSWORD}, ssl_context=ca.issue([HOST])) as server:  # type: ignore[arg-type]
+        done = send(_file(tmp_path, server.port, mode, ca), nsd, who=("--account", f"dev@{ZONE}"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        (message,) = server.wait_for_messages(1)
+    assert message.tls and message.auth_user == USER and message.rcpt_tos == ["ops@example.test"]
+    assert b"Subject: smtpconf test message" in message.data
+    steps = [line.split()[1] for line in done.stdout.splitlines()[1:]]
+    assert [s for s in steps if s in ("resolve", "connect", "TLS", "AUTH", "MAIL", "RCPT", "DATA")] == [
+        "resolve", "connect", "TLS", "AUTH", "MAIL", "RCPT", "DATA"]
+    assert "127.0.0.1" in done.stdout and PASSWORD not in done.stdout + done.stderr
+
+
+def test_wrong_password_fails_at_auth_with_the_provider_explanation(nsd: NsdServer, ca: TestCA, tmp_path: Path) -> None:
+    with Provider("starttls", users={USER: PASSWORD}, ssl_context=ca.issue([HOST])) as server:
+        done = send(_file(tmp_path, server.port, "starttls", ca, provider="gmail"), nsd, password="wrong-pass")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert list(server.messages) == []
+    auth = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(auth) == 1 and " AUTH " in auth[0], done.stdout
+    assert "535" in auth[0] and "app password" in auth[0] and "env LAB_PASSWORD" in auth[0]
+    assert "wrong-pass" not in done.stdout + done.stderr
+
+
+def test_refuses_credentials_without_tls_unless_allowed(nsd: NsdServer, tmp_path: Path) -> None:
+    with Provider("plain", users={USER: PASSWORD}) as server:
+        config = _file(tmp_path, server.port, "none", None)
+        refused = send(config, nsd)
+        assert refused.returncode == 1 and "plaintext" in refused.stdout, refused.stdout
+        assert list(server.auth_attempts) == []  # refused before connecting
+        allowed = send(config, nsd, "--allow-plaintext")
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+        (message,) = server.wait_for_messages(1)
+    assert not message.tls and message.auth_user == USER
+
+
+def test_a_tls_server_on_a_starttls_port_fails_at_the_greeting(nsd: NsdServer, ca: TestCA, tmp_path: Path) -> None:
+    with Provider("tls", users={USER: PASSWORD}, ssl_context=ca.issue([HOST])) as server:
+        done = smtpconf("send-test", str(_file(tmp_path, server.port, "starttls", ca)), "--relay", "lab",
+                        "--to", "ops@example.test", "--from", f"dev@{ZONE}", "--nameserver", f"127.0.0.1:{nsd.port}",
+                        "--timeout", "1", env={"LAB_PASSWORD": PASSWORD})
+    assert done.returncode == 1 and "try security: tls" in done.stdout, done.stdout
+
+
+def test_usage_errors_exit_2(nsd: NsdServer, tmp_path: Path) -> None:
+    config = _file(tmp_path, 2587, "starttls", None)
+    done = send(config, nsd, who=("--relay", "nope"))
+    assert done.returncode == 2 and "no relay 'nope'" in done.stderr
