@@ -38,3 +38,15 @@ def test_unknown_relays_and_providers_are_reported_with_a_suggestion(tmp_path: P
 def test_an_invalid_idn_name_is_a_schema_error(tmp_path: Path) -> None:
     result = lint_text(tmp_path, "version: 1\nrelays: {a: {host: 'smtp.xn--\u00e9.example'}}\n")
     assert [f.rule for f in result.findings] in (["schema"],)
+
+
+def test_the_same_address_twice_is_reported_at_the_second(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, """
+        version: 1
+        accounts:
+          - {email: ops@example.com, host: smtp.example.com}
+          - {email: dev@example.com, host: smtp.example.com}
+          - {email: Ops@Example.com, host: smtp.example.com}
+        """)
+    assert rules_at(result.findings) == [(6, "duplicate-account")]
+    assert "line 4" in result.findings[0].message

@@ -65,6 +65,7 @@ def all_rules() -> dict[str, Rule]:
     import smtpconf.rules.syntax  # noqa: F401  (stage-emitted ids first)
     import smtpconf.rules.references  # noqa: F401
     import smtpconf.rules.secrets  # noqa: F401
+    import smtpconf.rules.accounts  # noqa: F401
     import smtpconf.rules.tls  # noqa: F401
     import smtpconf.rules.providers  # noqa: F401
     import smtpconf.rules.fleet  # noqa: F401
