@@ -17,6 +17,7 @@ punycode), so the lines can be pasted into any zone or pulled in with ``$INCLUDE
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Iterator, NamedTuple
 
 from smtpconf.model import Account, Config, DomainPolicy, Endpoint, presets, to_ascii_host
@@ -126,6 +127,7 @@ def _srv_records(domain: str, accounts: list[Account]) -> list[SrvRecord]:
     return records
 
 
+@lru_cache(maxsize=4096)  # thousands of accounts share a handful of hosts
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -142,14 +144,18 @@ def _ip_servers(accounts: list[Account]) -> list[str]:
 
 def spf_mechanism(endpoint: Endpoint) -> str:
     """What an SPF record needs to authorize mail sent through ``endpoint``."""
-    provider = endpoint.provider or _preset_for_host(endpoint.host_ascii)
+    return _spf_mechanism(endpoint.provider, endpoint.host_ascii)
+
+
+@lru_cache(maxsize=4096)
+def _spf_mechanism(provider: str | None, host: str) -> str:
+    provider = provider or _preset_for_host(host)
     if provider in SPF_INCLUDES:
         return f"include:{SPF_INCLUDES[provider]}"
-    try:
-        address = ipaddress.ip_address(endpoint.host)
-    except ValueError:
-        return f"a:{endpoint.host_ascii.rstrip('.').lower()}"
-    return f"ip{address.version}:{address}"
+    if _is_ip(host):
+        address = ipaddress.ip_address(host)
+        return f"ip{address.version}:{address}"
+    return f"a:{host.rstrip('.').lower()}"
 
 
 def _preset_for_host(host: str) -> str | None:
