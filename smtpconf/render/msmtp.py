@@ -1,9 +1,9 @@
 """msmtp: one msmtprc per account, ``msmtp/<email>.msmtprc``.
 
 Use with ``msmtp -C FILE -a EMAIL rcpt < message`` or append to ``~/.msmtprc``. The password is
-never in the file: ``passwordeval`` runs the command that prints it. Mode 0600 all the same,
-because msmtp refuses a configuration file that others can read once it holds a password, and
-users do paste one in.
+never in the file: ``passwordeval`` runs the command that prints it. Mode 0600 all the same:
+the file says how to get the password, and it is meant to become ``~/.msmtprc``, which msmtp's
+documentation wants private because people paste passwords into it.
 """
 
 from __future__ import annotations
