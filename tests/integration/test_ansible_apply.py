@@ -1,0 +1,225 @@
+"""Apply the rendered Ansible directory for real: ansible-playbook, connection local, against a
+private Postfix instance (``smtp_relay_postfix_config_dir``), relaying to aiosmtpd providers on
+loopback that require STARTTLS and AUTH.
+
+The relay password is a random canary: it must reach sasl_passwd on the host (or no mail would
+be accepted) and must appear in no ansible-playbook output, --check --diff included.
+"""
+
+from __future__ import annotations
+
+import secrets
+import textwrap
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import pytest
+import yaml
+
+from smtpconf.cli import main as smtpconf_main
+from tests.support import ansible_run
+from tests.support.gate import need_program, need_root
+from tests.support.postfix import PostfixInstance
+from tests.support.smtp_fixtures import PROVIDER_CERT_NAMES, PROVIDER_HOSTNAME, test_ca  # noqa: F401
+from tests.support.smtpserver import Provider, TestCA
+
+pytestmark = pytest.mark.integration
+
+MAIN_USER = "relayuser"
+BILLING_USER = "billinguser"
+BILLING = "billing@example.test"
+GROUP = "web"
+
+
+def smtpconf_yaml(ca: Path, main_port: int, billing_port: int, *, sender_relay: bool) -> str:
+    # "localhost": the providers' certificates name it, and Postfix's verify level checks the
+    # next-hop name (an IP literal would not match). The test instance resolves it from /etc/hosts.
+    sender_relays = f"    sender_relays:\n      {BILLING}: billing\n" if sender_relay else ""
+    return textwrap.dedent(f"""\
+        version: 1
+        relays:
+          main:
+            host: localhost
+            port: {main_port}
+            security: starttls
+            ca_file: {ca}
+            username: {MAIN_USER}
+            password: {{vault: vault_main_password}}
+          billing:
+            host: localhost
+            port: {billing_port}
+            security: starttls
+            ca_file: {ca}
+            username: {BILLING_USER}
+            password: {{env: BILLING_PASSWORD}}
+        fleet:
+          {GROUP}:
+            hosts: [localhost]
+            relay: main
+        """) + sender_relays + "    tls_level: verify\n"
+
+
+class Deployment(NamedTuple):
+    work: Path
+    source: Path
+    ansible_dir: Path
+    vars_file: Path
+    postfix: PostfixInstance
+    main: Provider
+    billing: Provider
+    canaries: tuple[str, str]
+    ca: Path
+
+    def render(self) -> None:
+        assert smtpconf_main(["render", str(self.source), "-o", str(self.work / "out"), "--only", "ansible"]) == 0
+
+    def playbook(self, *extra: str, vars_file: Path | None = None) -> ansible_run.Run:
+        args = [ansible_run.program("ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
+                # The inventory lists "localhost" as the group's host; run it here, as root.
+                "-e", "ansible_connection=local", "-e", "ansible_become=false",
+                "-e", f"@{vars_file or self.vars_file}", *extra]
+        return ansible_run.run(args, cwd=self.ansible_dir, home=self.work / "home")
+
+    def apply(self, *extra: str) -> ansible_run.Run:
+        """A normal run; waits until master has reloaded, so mail sent next sees the new settings."""
+        mark = self.postfix.log_size()
+        result = self.playbook(*extra)
+        assert result.returncode == 0, result.output
+        if result.recap()["changed"]:
+            self.postfix.wait_log(r"postfix/master\[\d+\]: reload -- ", since=mark)
+        return result
+
+    @property
+    def map_dir(self) -> Path:
+        return self.postfix.config_dir / "smtpconf"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterator[Deployment]:  # noqa: F811
+    need_root("the role writes root-owned files and starts a private Postfix instance")
+    need_program("swaks", "swaks")
+    work = tmp_path_factory.mktemp("ansible-apply")
+    canaries = (f"CANARY-main-{secrets.token_hex(8)}", f"CANARY-billing-{secrets.token_hex(8)}")
+    main = Provider("starttls", users={MAIN_USER: canaries[0]}, ssl_context=test_ca.issue(PROVIDER_CERT_NAMES),
+                    hostname=PROVIDER_HOSTNAME)
+    billing = Provider("starttls", users={BILLING_USER: canaries[1]},
+                       ssl_context=test_ca.issue(PROVIDER_CERT_NAMES), hostname=PROVIDER_HOSTNAME)
+    with main, billing, PostfixInstance() as postfix:
+        source = work / "smtpconf.yaml"
+        source.write_text(smtpconf_yaml(test_ca.ca_pem_path, main.port, billing.port, sender_relay=True))
+        vars_file = work / "vars.yml"
+        vars_file.touch(mode=0o600)
+        vars_file.write_text(yaml.safe_dump({
+            "smtp_relay_postfix_config_dir": str(postfix.config_dir),
+            "smtp_relay_install_packages": False,
+            "vault_main_password": canaries[0],
+            "vault_billing": canaries[1],  # {env: ...} in the file becomes vault_<relay>
+        }))
+        deployment = Deployment(work, source, work / "out" / "ansible", vars_file, postfix, main, billing,
+                                canaries, test_ca.ca_pem_path)
+        deployment.render()
+        yield deployment
+
+
+class Applied(NamedTuple):
+    check_diff: ansible_run.Run  # --check --diff before anything was applied
+    first: ansible_run.Run  # normal run, with --diff
+    second: ansible_run.Run  # the same again
+
+
+@pytest.fixture(scope="module")
+def applied(deployment: Deployment) -> Applied:
+    check_diff = deployment.playbook("--check", "--diff")
+    assert check_diff.returncode == 0, check_diff.output
+    first = deployment.apply("--diff")
+    second = deployment.apply("--diff")
+    return Applied(check_diff, first, second)
+
+
+def test_check_mode_changes_nothing_but_shows_the_settings(deployment: Deployment, applied: Applied) -> None:
+    out = applied.check_diff.output
+    assert applied.check_diff.recap()["changed"] > 0
+    # Non-secret changes are visible in --diff: main.cf parameters and the sender relay map.
+    assert f"+relayhost = [localhost]:{deployment.main.port}" in out
+    assert f"+{BILLING} [localhost]:{deployment.billing.port}" in out
+
+
+def test_first_run_changes_and_second_run_changes_nothing(applied: Applied) -> None:
+    assert applied.first.recap()["changed"] > 0
+    assert applied.second.recap() | {"ok": 0} == {"ok": 0, "changed": 0, "unreachable": 0, "failed": 0,
+                                                   "skipped": applied.second.recap()["skipped"],
+                                                   "rescued": 0, "ignored": 0}, applied.second.output
+
+
+def test_secrets_reach_only_sasl_passwd_never_the_output(deployment: Deployment, applied: Applied) -> None:
+    sasl = deployment.map_dir / "sasl_passwd"
+    text = sasl.read_text()
+    for canary in deployment.canaries:
+        assert canary in text  # the canary really was the password (the test below is not vacuous)
+        for name, run in applied._asdict().items():
+            assert canary not in run.output, f"password shown in the {name} run"
+    assert sasl.stat().st_mode & 0o777 == 0o600
+    assert (deployment.map_dir / "sasl_passwd.db").stat().st_mode & 0o777 == 0o600
+    for other in deployment.map_dir.iterdir():
+        if not other.name.startswith("sasl_passwd"):
+            assert not any(c in other.read_bytes().decode("utf-8", "replace") for c in deployment.canaries)
+    for rendered in deployment.ansible_dir.rglob("*"):
+        if rendered.is_file():
+            assert not any(c in rendered.read_text() for c in deployment.canaries), rendered
+
+
+def test_mail_is_relayed_through_starttls_and_auth(deployment: Deployment, applied: Applied) -> None:
+    pf = deployment.postfix
+    pf.inject("app@example.test", "ops@example.org")
+    pf.inject(BILLING, "customer@example.org")
+    [main] = deployment.main.wait_for_messages(1, timeout=30)
+    [billing] = deployment.billing.wait_for_messages(1, timeout=30)
+    assert (main.mail_from, main.rcpt_tos, main.auth_user, main.tls) == (
+        "app@example.test", ["ops@example.org"], MAIN_USER, True)
+    assert (billing.mail_from, billing.auth_user, billing.tls) == (BILLING, BILLING_USER, True)
+
+
+def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, applied: Applied) -> None:
+    pf = deployment.postfix
+    sender_map = f"hash:{deployment.map_dir}/sender_relay"
+    assert pf.postmap_query(BILLING, sender_map) == f"[localhost]:{deployment.billing.port}"
+    assert pf.get("sender_dependent_relayhost_maps") == sender_map
+
+    deployment.source.write_text(smtpconf_yaml(deployment.ca, deployment.main.port, deployment.billing.port,
+                                               sender_relay=False))
+    deployment.render()
+    result = deployment.apply("--diff")
+    assert result.recap()["changed"] > 0
+    assert pf.postmap_query(BILLING, sender_map) is None
+    assert pf.get("sender_dependent_relayhost_maps") == ""
+    assert BILLING not in (deployment.map_dir / "sasl_passwd").read_text()
+    # ... and mail from that sender now goes through the default relay.
+    before = len(deployment.main.messages)
+    pf.inject(BILLING, "customer@example.org")
+    received = deployment.main.wait_for_messages(before + 1, timeout=30)[-1]
+    assert (received.mail_from, received.auth_user) == (BILLING, MAIN_USER)
+
+
+def test_undefined_secret_fails_before_touching_the_host(deployment: Deployment, tmp_path: Path) -> None:
+    # A fresh, never-started instance: its config directory must stay exactly as it was.
+    pf = PostfixInstance()
+    try:
+        before = _snapshot(pf.config_dir)
+        vars_file = tmp_path / "vars.yml"
+        vars_file.write_text(yaml.safe_dump({
+            "smtp_relay_postfix_config_dir": str(pf.config_dir),
+            "smtp_relay_install_packages": False,
+            "vault_billing": "not-the-missing-one",
+        }))
+        result = deployment.playbook(vars_file=vars_file)
+        assert result.returncode != 0
+        assert "vault_main_password" in result.output and "undefined" in result.output, result.output
+        assert _snapshot(pf.config_dir) == before
+    finally:
+        pf.close()
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(directory)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
+            for p in sorted(directory.rglob("*"))}
+
