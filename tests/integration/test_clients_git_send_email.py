@@ -67,8 +67,9 @@ def make_patch(git: list[str], repo: Path, home: Path) -> Path:
 
 def git_send_email(git: list[str], rendered: Path, patch: Path, home: Path, **env: str
                    ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*git, "-c", f"include.path={rendered}", "send-email", "--confirm=never", "--quiet", "--suppress-cc=all",
-                           f"--to={RECIPIENT}", "--no-validate", str(patch)],
+    # --suppress-cc=all: git would otherwise also Cc the patch author.
+    return subprocess.run([*git, "-c", f"include.path={rendered}", "send-email", "--confirm=never", "--quiet",
+                           "--suppress-cc=all", f"--to={RECIPIENT}", "--no-validate", str(patch)],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                           cwd=patch.parent, env=git_env(home, **env))
 
