@@ -145,7 +145,7 @@ def test_mixed_implicit_tls_and_starttls_get_transports(mixed: dict[str, str]) -
     assert "smtp_tls_wrappermode=no" in by_name["smtpconf_smtp"]
     # Every sender has an entry, so "user@domain" never falls back to an "@domain" of the other kind.
     assert table(mixed["postfix/web/sender_transport"]) == {
-        "billing@example.com": "smtpconf_smtps:", "@lab.example.test": "smtpconf_smtp:"}
+        "billing@example.com": "smtpconf_smtps", "@lab.example.test": "smtpconf_smtp"}
 
 
 def test_implicit_tls_default_relay_sets_wrappermode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
