@@ -10,7 +10,7 @@ from tests.support.cli_clients import (  # noqa: F401  (clients_out is a fixture
     ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME, assert_no_secret_values,
     clients_out,
 )
-from tests.support.render import tree
+from tests.support.render import render_ok, tree, write_config
 
 
 def msmtprc(out: Path, email: str) -> tuple[dict[str, str], str]:
@@ -84,3 +84,21 @@ def test_files_are_private_and_hold_no_secret_value(clients_out: Path) -> None:
     assert len(files) == 6
     assert {mode for _, mode in files.values()} == {0o600}
     assert_no_secret_values(clients_out / "msmtp")
+
+
+def test_a_silenced_inline_password_is_still_never_copied(tmp_path: Path) -> None:
+    # `# smtpconf: ignore[inline-secret]` lets the file render; the clients must ask instead.
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - email: a@example.com
+            provider: gmail
+            password: "inline-canary-Zt5"  # smtpconf: ignore[inline-secret]
+        """)
+    render_ok(config, tmp_path / "out", "msmtp,neomutt,git-send-email,dns")
+    files = tree(tmp_path / "out")
+    assert len(files) == 5  # one per target, and the manifest
+    for path, (content, _mode) in files.items():
+        assert b"inline-canary-Zt5" not in content, path
+    rc, text = msmtprc(tmp_path / "out", "a@example.com")
+    assert "passwordeval" not in rc and "inline" in text

@@ -73,6 +73,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         content = ctx.template(
             TEMPLATE,
             domain=domain,
+            domain_unicode=_unicode(domain),
             ttl=TTL,
             srv=_srv_records(domain, accounts),
             no_srv=_ip_servers(accounts),
@@ -82,6 +83,14 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
             dmarc_from_file=bool(policy and policy.dmarc_policy),
         )
         yield RenderedFile(f"{TARGET}/{safe_name(domain)}.zone", content, TARGET, "domain", domain)
+
+
+def _unicode(domain: str) -> str:
+    """The U-label form, for people reading the file (例子.测试 for xn--fsqu00a.xn--0zwm56d)."""
+    try:
+        return domain.encode("ascii").decode("idna")
+    except UnicodeError:
+        return domain
 
 
 def fqdn(name: str) -> str:
