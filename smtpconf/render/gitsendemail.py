@@ -39,5 +39,3 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         )
         yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.gitconfig", content, TARGET,
                            "account", account.email, SECRET_MODE)
-
-
