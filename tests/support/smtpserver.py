@@ -819,6 +819,9 @@ class _ProbeSMTP(asyncio.Protocol):
             self._write(f"250 {farm.hostname}")
         elif verb == "STARTTLS" and farm.mode == "starttls" and not self._tls:
             self._write("220 2.0.0 Ready to start TLS")
+            # RFC 3207: forget anything pipelined after STARTTLS. Cleared now, not after the
+            # handshake: with TLS 1.3 the client may send EHLO before our start_tls() returns.
+            self._buffer = b""
             self._upgrading = True
             asyncio.get_running_loop().create_task(self._start_tls())
         elif verb in ("NOOP", "RSET"):
@@ -848,7 +851,6 @@ class _ProbeSMTP(asyncio.Protocol):
         self._transport = new
         self._tls = True
         self._upgrading = False
-        self._buffer = b""  # RFC 3207: forget anything sent before TLS
         self._process()
 
 
