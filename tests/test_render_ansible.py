@@ -1,0 +1,187 @@
+"""The ansible target: a self-contained directory (role copy, group_vars, inventory, playbook)
+whose passwords are vault references, never values."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smtpconf.cli import main
+from smtpconf.lint import lint_path
+from smtpconf.render.postfix import role_vars
+from smtpconf.resources import resource_path
+
+EXAMPLE = resource_path("examples", "smtpconf.yaml")
+CANARIES = {"env": "env-canary-Qw7", "file": "file-canary-Rt5", "command": "command-canary-Yu3"}
+
+SECRETS_YAML = """\
+version: 1
+relays:
+  from-env:
+    host: smtp.env.example
+    port: 587
+    security: starttls
+    username: env-user
+    password: {env: SMTPCONF_TEST_ANSIBLE_ENV}
+  from-file:
+    host: smtp.file.example
+    port: 465
+    security: tls
+    username: file-user
+    password: {file: secret.txt}
+  from-command:
+    host: smtp.command.example
+    port: 587
+    security: starttls
+    username: command-user
+    password: {command: "echo command-canary-Yu3"}
+  from-vault:
+    host: smtp.vault.example
+    port: 587
+    security: starttls
+    username: vault-user
+    password: {vault: my_vaulted_password}
+  open:
+    host: smarthost.example
+    port: 25
+    security: none
+fleet:
+  app-servers:
+    hosts: [app1.example, app2.example]
+    relay: from-env
+    sender_relays:
+      billing@example.com: from-file
+      "@command.example": from-command
+      "@vault.example": from-vault
+    tls_level: encrypt
+  lan:
+    hosts: []
+    relay: open
+    tls_level: may
+"""
+
+
+def render(source: Path, out: Path) -> dict[str, object]:
+    assert main(["render", str(source), "-o", str(out), "--only", "ansible", "--format", "json"]) == 0
+    manifest: dict[str, object] = json.loads((out / ".smtpconf-manifest.json").read_text())
+    return manifest
+
+
+@pytest.fixture
+def secrets_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The secrets are resolvable here on purpose: the target must still not write them.
+    monkeypatch.setenv("SMTPCONF_TEST_ANSIBLE_ENV", CANARIES["env"])
+    (tmp_path / "secret.txt").write_text(CANARIES["file"] + "\n")
+    (tmp_path / "smtpconf.yaml").write_text(SECRETS_YAML)
+    render(tmp_path / "smtpconf.yaml", tmp_path / "out")
+    return tmp_path / "out" / "ansible"
+
+
+@pytest.fixture
+def example_out(tmp_path: Path) -> Path:
+    render(EXAMPLE, tmp_path / "out")
+    return tmp_path / "out" / "ansible"
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_directory_holds_the_role_group_vars_inventory_and_playbook(example_out: Path) -> None:
+    role = resource_path("roles", "smtp_relay")
+    expected_role = {f"roles/smtp_relay/{k}": v for k, v in files(role).items()}
+    written = files(example_out)
+    assert {k: v for k, v in written.items() if k.startswith("roles/")} == expected_role
+    assert sorted(k for k in written if not k.startswith("roles/")) == [
+        "README.md", "ansible.cfg", "group_vars/batch.yml", "group_vars/web.yml", "inventory.ini", "playbook.yml"]
+
+
+def test_manifest_names_the_group_of_each_group_vars_file(tmp_path: Path) -> None:
+    manifest = render(EXAMPLE, tmp_path / "out")
+    entries = {e["path"]: e for e in manifest["files"]}  # type: ignore[attr-defined]
+    assert entries["ansible/group_vars/web.yml"] == {"path": "ansible/group_vars/web.yml", "target": "ansible",
+                                                     "group": "web"}
+    assert all(e["target"] == "ansible" for e in entries.values())
+
+
+def test_group_vars_are_the_postfix_targets_variables_with_vault_references(example_out: Path) -> None:
+    config = lint_path(EXAMPLE).config
+    assert config is not None
+    references = {"gmail-ops": "{{ vault_gmail_ops }}", "ses": "{{ vault_ses }}",
+                  "lab": "{{ vault_lab_smtp_password }}"}
+    for name in ("web", "batch"):
+        written = yaml.safe_load((example_out / "group_vars" / f"{name}.yml").read_text())
+        assert written == role_vars(config, config.fleet[name], references)
+    web = yaml.safe_load((example_out / "group_vars" / "web.yml").read_text())
+    assert web["smtp_relay_relays"]["lab"]["ca_pem"].startswith("-----BEGIN CERTIFICATE-----\n")
+    assert "ca_pem: |" in (example_out / "group_vars" / "web.yml").read_text()  # readable PEM
+
+
+def test_no_secret_value_is_written_and_every_password_is_a_vault_reference(secrets_out: Path) -> None:
+    for path, content in files(secrets_out).items():
+        for canary in CANARIES.values():
+            assert canary.encode() not in content, f"{canary} in {path}"
+    relays = yaml.safe_load((secrets_out / "group_vars" / "app-servers.yml").read_text())["smtp_relay_relays"]
+    assert {name: relay.get("password") for name, relay in relays.items()} == {
+        "from-env": "{{ vault_from_env }}",
+        "from-file": "{{ vault_from_file }}",
+        "from-command": "{{ vault_from_command }}",
+        "from-vault": "{{ my_vaulted_password }}",
+    }
+    lan = yaml.safe_load((secrets_out / "group_vars" / "lan.yml").read_text())["smtp_relay_relays"]
+    assert "password" not in lan["open"]  # a relay that does not authenticate gets no reference
+    readme = (secrets_out / "README.md").read_text()
+    for variable in ("vault_from_env", "vault_from_file", "vault_from_command", "my_vaulted_password"):
+        assert f"`{variable}`" in readme
+
+
+def test_inventory_lists_every_group_even_empty_ones(secrets_out: Path) -> None:
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    inventory = InventoryManager(loader=DataLoader(), sources=[str(secrets_out / "inventory.ini")])
+    assert sorted(h.name for h in inventory.groups["app-servers"].get_hosts()) == ["app1.example", "app2.example"]
+    assert "lan" in inventory.groups and inventory.groups["lan"].get_hosts() == []
+
+
+def test_playbook_applies_the_role_once_per_group(secrets_out: Path) -> None:
+    plays = yaml.safe_load((secrets_out / "playbook.yml").read_text())
+    assert [p["hosts"] for p in plays] == ["app-servers", "lan"]
+    for play in plays:
+        assert play["roles"] == [{"role": "smtp_relay"}]
+        [verify] = play["tasks"]
+        assert verify["tags"] == ["never", "verify"]  # runs only with --tags verify
+        assert verify["ansible.builtin.import_role"] == {"name": "smtp_relay", "tasks_from": "verify"}
+    cfg = (secrets_out / "ansible.cfg").read_text()
+    assert "inventory = inventory.ini" in cfg and "roles_path = roles" in cfg
+
+
+def test_render_is_deterministic(tmp_path: Path) -> None:
+    render(EXAMPLE, tmp_path / "a")
+    render(EXAMPLE, tmp_path / "b")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_idn_hosts_are_written_as_a_labels(tmp_path: Path) -> None:
+    (tmp_path / "smtpconf.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        relays:
+          r:
+            host: smtp.münchen.example
+            port: 587
+            security: starttls
+        fleet:
+          g:
+            hosts: [web.münchen.example]
+            relay: r
+            tls_level: may
+        """))
+    render(tmp_path / "smtpconf.yaml", tmp_path / "out")
+    out = tmp_path / "out" / "ansible"
+    assert "web.xn--mnchen-3ya.example" in (out / "inventory.ini").read_text()
+    relays = yaml.safe_load((out / "group_vars" / "g.yml").read_text())["smtp_relay_relays"]
+    assert relays["r"]["host"] == "smtp.xn--mnchen-3ya.example"
