@@ -26,7 +26,7 @@ TEMPLATE_DIR = ("roles", "smtp_relay", "templates")
 DEFAULT_CONFIG_DIR = "/etc/postfix"
 DEFAULT_MAP_DIR = "/etc/postfix/smtpconf"
 DEFAULT_MAP_TYPE = "hash"
-MAP_TYPES = ("hash", "lmdb", "btree", "cdb")
+MAP_TYPES = ("hash", "lmdb", "btree")  # the role knows their postmap file suffixes
 # Names on this host that count as "local" for rewrite_sender, besides the group's hosts.
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 

@@ -115,10 +115,11 @@ def _apply(pf: PostfixInstance, rendered: Path, map_dir: Path) -> None:
         pf.postmap(map_dir / name)
     settings = [line for line in (rendered / "main.cf").read_text().splitlines() if line]
     pf.postconf(*settings)
-    additions = [line for line in (rendered / "master.cf").read_text().splitlines()
-                 if line and not line.startswith("#")]
-    with pf.master_cf.open("a") as master_cf:
-        master_cf.write("".join(line + "\n" for line in additions))
+    # `postconf -M -e service/type = entry` adds or replaces: re-applying never duplicates.
+    for line in (rendered / "master.cf").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, kind = line.split()[:2]
+            pf.postconf_raw("-M", "-e", f"{name}/{kind} = {line}")
 
 
 @pytest.fixture(scope="module")
