@@ -1,0 +1,99 @@
+"""Offline parts of the live checks: argument parsing, certificate dates, SRV expectations, record
+parsing. The network parts are proven against real servers in tests/integration/test_check_*.py."""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from smtpconf.errors import UsageError
+from smtpconf.lint import lint_path
+from smtpconf.probe.dns_checks import _tags, expected_srv
+from smtpconf.probe.resolver import Answer, parse_nameserver
+from smtpconf.probe.spf import SpfTree, spf_records
+from smtpconf.probe.tls import cert_problem, expiring_problem
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("127.0.0.1", ("127.0.0.1", 53)),
+    ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+    ("::1", ("::1", 53)),
+    ("[::1]:5353", ("::1", 5353)),
+    ("localhost:5300", ("127.0.0.1", 5300)),
+])
+def test_nameserver_argument(value: str, expected: tuple[str, int]) -> None:
+    assert parse_nameserver(value) == expected
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:0", "127.0.0.1:dns", "[::1]:70000"])
+def test_bad_nameserver_port_is_a_usage_error(value: str) -> None:
+    with pytest.raises(UsageError):
+        parse_nameserver(value)
+
+
+def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, message)
+    error.verify_code, error.verify_message = code, message
+    return error
+
+
+@pytest.mark.parametrize("code, rule", [(10, "cert-expired"), (9, "cert-expired"), (62, "cert-hostname-mismatch"),
+                                        (64, "cert-hostname-mismatch"), (20, "cert-untrusted"),
+                                        (19, "cert-untrusted")])
+def test_verification_codes_map_to_rules(code: int, rule: str) -> None:
+    assert cert_problem(_verify_error(code, "x"))[0] == rule
+
+
+def test_expiring_within_14_days() -> None:
+    now = time.time()
+
+    def cert(days: float) -> dict[str, str]:
+        return {"notAfter": time.strftime("%b %d %H:%M:%S %Y GMT", time.gmtime(now + days * 86400))}
+
+    assert expiring_problem(cert(30), now) is None
+    assert expiring_problem(cert(15), now) is None
+    message = expiring_problem(cert(5), now)
+    # notAfter has whole seconds, so "5 days from now" is 4 days and some hours.
+    assert message is not None and re.search(r"expires in [45] days", message), message
+    assert expiring_problem(None, now) is None
+
+
+def test_spf_records_need_the_exact_version_tag() -> None:
+    answer = Answer("found", ("v=spf1 -all", "v=spf10 -all", "google-site-verification=x", "V=SPF1 mx"))
+    assert spf_records(answer) == ["v=spf1 -all", "V=SPF1 mx"]
+
+
+def test_spf_tree_coverage() -> None:
+    import ipaddress
+
+    tree = SpfTree(networks=[ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("2001:db8::/32")])
+    assert tree.covers("192.0.2.7") and tree.covers("2001:db8::1")
+    assert not tree.covers("198.51.100.1") and not tree.covers("::1")
+
+
+def test_tag_lists() -> None:
+    assert _tags("v=DMARC1; p=Reject ;rua=mailto:a@b; ") == {"v": "DMARC1", "p": "Reject", "rua": "mailto:a@b"}
+
+
+def test_expected_srv_follows_each_accounts_security(tmp_path: Path) -> None:
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text(
+        "version: 1\naccounts:\n"
+        "  - email: a@example.test\n    host: smtp.example.test\n    port: 465\n    security: tls\n"
+        "    password: {env: A}\n"
+        "    incoming: {host: imap.example.test, port: 993, security: tls, protocol: imap}\n"
+        "  - email: b@example.test\n    host: mail.example.test\n    port: 587\n    security: starttls\n"
+        "    password: {env: B}\n"
+        "    incoming: {host: pop.example.test, port: 110, security: starttls, protocol: pop3}\n")
+    result = lint_path(config)
+    assert result.config is not None, result.findings
+    assert expected_srv(result.config.accounts) == {
+        "_submissions._tcp": {("smtp.example.test", 465)},
+        "_imaps._tcp": {("imap.example.test", 993)},
+        "_submission._tcp": {("mail.example.test", 587)},
+        "_pop3._tcp": {("pop.example.test", 110)},
+    }
