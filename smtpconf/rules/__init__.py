@@ -9,6 +9,7 @@ without one.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
@@ -44,10 +45,14 @@ class Rule:
 
 
 REGISTRY: dict[str, Rule] = {}
+_FAMILY: dict[str, str] = {}  # rule id -> the module that declared it
 
 
 def declare(rule_id: str, level: str, doc: str, *, live: bool = False) -> None:
     REGISTRY[rule_id] = Rule(rule_id, level, inspect.cleandoc(doc), None, live)
+    caller = inspect.currentframe()
+    caller = caller.f_back if caller is not None else None
+    _FAMILY[rule_id] = caller.f_globals.get("__name__", "") if caller is not None else ""
 
 
 def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
@@ -55,21 +60,21 @@ def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
 
     def register(check: Check) -> Check:
         REGISTRY[rule_id] = Rule(rule_id, level, inspect.cleandoc(check.__doc__ or ""), check)
+        _FAMILY[rule_id] = check.__module__
         return check
 
     return register
 
 
-def all_rules() -> dict[str, Rule]:
-    # Importing the families fills the registry; the order here is the order of docs/rules.md.
-    import smtpconf.rules.syntax  # noqa: F401  (stage-emitted ids first)
-    import smtpconf.rules.references  # noqa: F401
-    import smtpconf.rules.secrets  # noqa: F401
-    import smtpconf.rules.accounts  # noqa: F401
-    import smtpconf.rules.tls  # noqa: F401
-    import smtpconf.rules.providers  # noqa: F401
-    import smtpconf.rules.fleet  # noqa: F401
-    import smtpconf.rules.postfix  # noqa: F401
-    import smtpconf.rules.live  # noqa: F401
+# The rule families, in the order of docs/rules.md and `lint --list-rules` (stage-emitted ids first).
+FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "fleet", "postfix", "live")
 
-    return REGISTRY
+
+def all_rules() -> dict[str, Rule]:
+    # Importing the families fills the registry. A family may have been imported earlier
+    # (smtpconf.lint imports references), so order by FAMILIES, not by import time.
+    for family in FAMILIES:
+        importlib.import_module(f"smtpconf.rules.{family}")
+    rank = {f"smtpconf.rules.{family}": index for index, family in enumerate(FAMILIES)}
+    ordered = sorted(REGISTRY.values(), key=lambda r: rank.get(_FAMILY.get(r.id, ""), len(rank)))
+    return {r.id: r for r in ordered}
