@@ -1,0 +1,82 @@
+"""The role's ``smtp_probe`` module (pure standard library) against real aiosmtpd servers on
+loopback: run by ansible itself once, and directly (the module's JSON-args entry) for the cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.gate import unavailable
+from tests.support.smtpserver import LOOPBACK, Provider, Tarpit, TestCA, closed_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = ROOT / "roles" / "smtp_relay" / "library"
+USERS = {"relayuser": "relaypass"}
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+def run_module(tmp_path: Path, **args: Any) -> dict[str, Any]:
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"timeout": 2, **args}}))
+    done = subprocess.run([sys.executable, str(LIBRARY / "smtp_probe.py"), str(path)], capture_output=True,
+                          text=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def test_ansible_runs_the_module_on_the_host(ca: TestCA, tmp_path: Path) -> None:
+    ansible = str(Path(sys.executable).parent / "ansible")  # ansible-core from this venv (test extra)
+    if not os.access(ansible, os.X_OK):
+        unavailable(f"ansible not found beside {sys.executable}: pip install -e '.[test]'")
+    with Provider("starttls", users=USERS, ssl_context=ca.issue([LOOPBACK])) as server:
+        args = json.dumps({"host": LOOPBACK, "port": server.port, "security": "starttls",
+                           "ca_pem": ca.ca_pem.decode()})
+        done = subprocess.run([ansible, "localhost", "-i", "localhost,", "-c", "local", "-M", str(LIBRARY),
+                               "-e", f"ansible_python_interpreter={sys.executable}", "-m", "smtp_probe", "-a", args],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Ad-hoc output: "localhost | SUCCESS => {...}"
+    result = json.loads(done.stdout.split("=>", 1)[1])
+    assert result["changed"] is False and result["auth"] == ["LOGIN", "PLAIN"] and result["tls_version"]
+
+
+@pytest.mark.parametrize("case, rule", [
+    ("good-tls", None), ("no-starttls", "starttls-not-offered"), ("wrong-name", "cert-hostname-mismatch"),
+    ("expired", "cert-expired"), ("plain-on-tls", "tls-handshake-failed"), ("no-auth", "auth-not-offered"),
+    ("tarpit", "probe-timeout"), ("closed", "probe-unreachable"),
+])
+def test_each_failure_names_its_rule(case: str, rule: str | None, ca: TestCA, tmp_path: Path) -> None:
+    security = "tls" if case in ("good-tls", "expired", "plain-on-tls") else "starttls"
+    if case == "closed":
+        result = run_module(tmp_path, host=LOOPBACK, port=closed_port(), security=security)
+    elif case == "tarpit":
+        with Tarpit() as tarpit:
+            result = run_module(tmp_path, host=LOOPBACK, port=tarpit.port, security=security)
+    else:
+        kwargs: dict[str, Any] = {
+            "good-tls": {"mode": "tls", "users": USERS},
+            "no-starttls": {"mode": "starttls", "users": USERS, "offer_starttls": False},
+            "wrong-name": {"mode": "starttls", "users": USERS, "ssl_context": ca.issue(["other.test"])},
+            "expired": {"mode": "tls", "users": USERS, "ssl_context": ca.issue([LOOPBACK], expired=True)},
+            "plain-on-tls": {"mode": "plain", "users": USERS},
+            "no-auth": {"mode": "starttls"},
+        }[case]
+        if kwargs["mode"] != "plain" and "ssl_context" not in kwargs and kwargs.get("offer_starttls", True):
+            kwargs["ssl_context"] = ca.issue([LOOPBACK])
+        with Provider(kwargs.pop("mode"), **kwargs) as server:
+            result = run_module(tmp_path, host=LOOPBACK, port=server.port, security=security,
+                                ca_pem=ca.ca_pem.decode())
+    assert result.get("rule") == rule, result
+    assert bool(result.get("failed")) == (rule is not None)
