@@ -97,3 +97,14 @@ def test_expected_srv_follows_each_accounts_security(tmp_path: Path) -> None:
         "_submission._tcp": {("mail.example.test", 587)},
         "_pop3._tcp": {("pop.example.test", 110)},
     }
+
+
+def test_check_stops_at_lint_errors_before_any_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from smtpconf.cli import main
+
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text("version: 1\nrelays:\n  r:\n    host: smtp.example.test\n    port: 465\n    security: starttls\n")
+    # A nameserver that cannot answer: reaching the live stage would add dns-timeout findings.
+    assert main(["check", str(config), "--nameserver", "127.0.0.1:1", "--timeout", "1", "--format", "json"]) == 1
+    out = capsys.readouterr().out
+    assert '"tls-port-mismatch"' in out and "dns-timeout" not in out

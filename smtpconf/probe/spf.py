@@ -36,7 +36,6 @@ class SpfTree:
     pass_all: bool = False
     unknown: list[str] = field(default_factory=list)  # "include:x: no answer within 5s"
     errors: list[str] = field(default_factory=list)  # permerrors other than the limits
-    _visited: set[str] = field(default_factory=set)
 
     def covers(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)
@@ -50,12 +49,13 @@ def spf_records(answer: Answer) -> list[str]:
 
 async def walk(resolver: Resolver, domain: str, record: str) -> SpfTree:
     tree = SpfTree()
-    tree._visited.add(domain.lower())
-    await _evaluate(resolver, tree, domain, record)
+    await _evaluate(resolver, tree, domain, record, frozenset({domain.lower().rstrip(".")}))
     return tree
 
 
-async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str) -> None:
+async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str, chain: frozenset[str]) -> None:
+    """``chain``: the names being evaluated above this one. Including one of them is a loop;
+    including a name twice from different branches is not, and costs its lookups twice (§4.6.4)."""
     jobs = []
     redirect = None
     for term in record.split()[1:]:
@@ -89,7 +89,7 @@ async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str)
         target = arg.split("/", 1)[0] if arg else domain
         prefix = cidr or (arg.split("/", 1)[1] if "/" in arg else "")
         if name == "include":
-            jobs.append(_include(resolver, tree, term, target))
+            jobs.append(_include(resolver, tree, term, target, chain))
         elif name == "a":
             jobs.append(_address(resolver, tree, term, target, prefix, qualifier == "+"))
         elif name == "mx":
@@ -100,16 +100,15 @@ async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str)
         tree.lookups += 1
         tree.lookup_terms.append(f"redirect={redirect}")
         if tree.lookups <= _WALK_LIMIT and "%" not in redirect:
-            await _include(resolver, tree, f"redirect={redirect}", redirect)
+            await _include(resolver, tree, f"redirect={redirect}", redirect, chain)
 
 
-async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str) -> None:
+async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, chain: frozenset[str]) -> None:
     key = target.lower().rstrip(".")
     tree.includes.add(key)
-    if key in tree._visited:
-        tree.errors.append(f"'{term}' includes itself (a loop)")
+    if key in chain:
+        tree.errors.append(f"'{term}' includes a record that includes it (a loop)")
         return
-    tree._visited.add(key)
     answer = await resolver.lookup(target, "TXT")
     if answer.status == "unknown":
         tree.unknown.append(f"{term}: {answer.reason}")
@@ -121,7 +120,7 @@ async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str) ->
         what = "no SPF record" if not records else f"{len(records)} SPF records"
         tree.errors.append(f"'{term}' points to a name with {what}")
         return
-    await _evaluate(resolver, tree, target, records[0])
+    await _evaluate(resolver, tree, target, records[0], chain | {key})
 
 
 async def _address(resolver: Resolver, tree: SpfTree, term: str, host: str, prefix: str, authorizes: bool) -> None:

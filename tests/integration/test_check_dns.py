@@ -31,6 +31,9 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
     "chain": ({"@": "v=spf1 ip4:127.0.0.10 include:_spf.google.com include:c1.dns.test -all"},
               ["spf-too-many-lookups"]),
     "void": ({"@": "v=spf1 a:v1.dns.test a:v2.dns.test mx:v3.dns.test " + SPF_OK[7:]}, ["spf-too-many-lookups"]),
+    "diamond": ({"@": "v=spf1 ip4:127.0.0.10 include:_spf.google.com include:dia1.dns.test include:dia2.dns.test -all"},
+                []),
+    "loop": ({"@": "v=spf1 ip4:127.0.0.10 include:_spf.google.com include:loop1.dns.test -all"}, ["spf-missing"]),
     "uncovered": ({"@": "v=spf1 ip4:192.0.2.1 include:_spf.google.com -all"}, ["spf-relay-not-included"]),
     "uncovered-gmail": ({"@": "v=spf1 ip4:127.0.0.10 -all"}, ["spf-relay-not-included"]),
     "nodmarc": ({"_dmarc": None}, ["dmarc-missing"]),
@@ -51,6 +54,9 @@ def _zone() -> str:
     # A chain of includes: with the top record's own include, 12 DNS-querying terms.
     for i in range(1, 11):
         records.append((f"c{i}", "TXT", f"v=spf1 include:c{i + 1}.dns.test -all" if i < 10 else "v=spf1 a:relay.dns.test -all"))
+    # Two branches including the same record is not a loop; a record including its includer is.
+    records += [("dia1", "TXT", "v=spf1 include:_spf.google.com -all"), ("dia2", "TXT", "v=spf1 include:_spf.google.com -all"),
+                ("loop1", "TXT", "v=spf1 include:loop2.dns.test -all"), ("loop2", "TXT", "v=spf1 include:loop1.dns.test -all")]
     for domain, (changes, _) in CASES.items():
         defaults: dict[str, str | None] = {
             "@": SPF_OK, "_dmarc": DMARC_OK, "s1._domainkey": DKIM_KEY,
