@@ -3,7 +3,8 @@
 # Postfix is preseeded to "No configuration" so installing it starts no mail server on port 25:
 # the tests run private Postfix instances on loopback ports of their own.
 set -euo pipefail
-PACKAGES=(postfix libsasl2-modules msmtp git git-email swaks nsd ca-certificates)
+PACKAGES=(postfix libsasl2-modules msmtp git git-email swaks nsd ca-certificates neomutt
+  libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -23,13 +23,13 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("autodiscover")
     manifest = render_ok(write_config(base, ACCOUNTS_YAML), base / "out", "autodiscover")
     assert [(e["path"], e["account"]) for e in manifest["files"]][0] == (
-        "autodiscover/xiaoming@example.com/autodiscover.xml", "xiaoming@example.com")
+        "autodiscover/xiaoming@example.com.xml", "xiaoming@example.com")
     assert len(manifest["files"]) == 4
     return base / "out"
 
 
 def response(out: Path, email: str) -> ET.Element:
-    root = ET.parse(out / "autodiscover" / email / "autodiscover.xml").getroot()
+    root = ET.parse(out / "autodiscover" / f"{email}.xml").getroot()
     assert root.tag == f"{{{NS['a']}}}Autodiscover"
     found = root.find("o:Response", NS)
     assert found is not None

@@ -93,14 +93,14 @@ def test_json_manifest_lists_every_file_with_its_owner(config: Path, tmp_path: P
         owners = set(entry) - {"path", "target"}
         assert len(owners) == 1 and owners <= {"account", "group", "domain"}, entry
         assert entry["target"] == entry["path"].split("/")[0]
-    assert {"path": "autodiscover/用户@例子.测试/autodiscover.xml", "target": "autodiscover",
+    assert {"path": "autodiscover/用户@例子.测试.xml", "target": "autodiscover",
             "account": "用户@例子.测试"} in printed["files"]
 
 
 def test_text_output_names_the_written_files(config: Path, tmp_path: Path, cli: Callable[..., Run]) -> None:
     run = cli("render", str(config), "-o", str(tmp_path / "out"), "--only", "autodiscover")
     assert run.code == 0
-    assert str(tmp_path / "out" / "autodiscover" / "alerts@163.com" / "autodiscover.xml") in run.out.splitlines()
+    assert str(tmp_path / "out" / "autodiscover" / "alerts@163.com.xml") in run.out.splitlines()
     assert "rendered 4 file(s)" in run.err
 
 
@@ -108,7 +108,7 @@ def test_a_new_render_replaces_the_previous_output(tmp_path: Path) -> None:
     render_ok(write_config(tmp_path / "a", ACCOUNTS_YAML), tmp_path / "out", "autodiscover")
     fewer = ACCOUNTS_YAML.split("  - email: alerts@163.com")[0]  # only xiaoming is left
     render_ok(write_config(tmp_path / "b", fewer), tmp_path / "out", "autodiscover")
-    assert sorted(tree(tmp_path / "out")) == [MANIFEST_NAME, "autodiscover/xiaoming@example.com/autodiscover.xml"]
+    assert sorted(tree(tmp_path / "out")) == [MANIFEST_NAME, "autodiscover/xiaoming@example.com.xml"]
 
 
 def test_file_with_lint_errors_is_refused(tmp_path: Path, cli: Callable[..., Run]) -> None:
@@ -182,7 +182,7 @@ def test_a_foreign_non_empty_directory_is_refused(config: Path, tmp_path: Path, 
 def test_an_empty_existing_directory_is_used(config: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     render_ok(config, tmp_path / "out", "autodiscover")
-    assert (tmp_path / "out" / "autodiscover" / "alerts@163.com" / "autodiscover.xml").is_file()
+    assert (tmp_path / "out" / "autodiscover" / "alerts@163.com.xml").is_file()
 
 
 def test_a_target_that_fails_leaves_the_output_as_it_was(config: Path, tmp_path: Path, cli: Callable[..., Run],
@@ -244,5 +244,5 @@ def test_modes_secret_files_0600_public_files_0644(config: Path, tmp_path: Path,
     modes = {path: mode for path, (_, mode) in tree(tmp_path / "out").items()}
     assert modes["vaultish/sasl_passwd"] == 0o600
     assert modes["vaultish/main.cf"] == 0o644
-    assert modes["autodiscover/xiaoming@example.com/autodiscover.xml"] == 0o644
+    assert modes["autodiscover/xiaoming@example.com.xml"] == 0o644
     assert {"path": "vaultish/sasl_passwd", "target": "vaultish", "group": "web"} in manifest["files"]

@@ -29,7 +29,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
 
 
 def account_file(out: Path, email: str) -> ET.Element:
-    return ET.parse(out / "thunderbird" / email / "config-v1.1.xml").getroot()
+    return ET.parse(out / "thunderbird" / f"{email}.xml").getroot()
 
 
 def domain_file(out: Path, domain: str) -> ET.Element:
@@ -49,7 +49,7 @@ def servers(root: ET.Element, kind: str) -> list[dict[str, str]]:
 def test_manifest_has_one_file_per_account_and_per_domain(rendered: Rendered) -> None:
     out, manifest = rendered
     owners = {(e.get("account"), e.get("domain")): e["path"] for e in manifest["files"]}
-    assert owners[("xiaoming@example.com", None)] == "thunderbird/xiaoming@example.com/config-v1.1.xml"
+    assert owners[("xiaoming@example.com", None)] == "thunderbird/xiaoming@example.com.xml"
     assert owners[(None, "example.com")] == "thunderbird/domains/example.com/mail/config-v1.1.xml"
     assert owners[(None, IDN_DOMAIN)] == f"thunderbird/domains/{IDN_DOMAIN}/mail/config-v1.1.xml"
     assert len(manifest["files"]) == 4 + 4  # four accounts in four domains
@@ -58,7 +58,7 @@ def test_manifest_has_one_file_per_account_and_per_domain(rendered: Rendered) ->
 
 def test_ispdb_structure(rendered: Rendered) -> None:
     out, _ = rendered
-    for path in (out / "thunderbird").rglob("config-v1.1.xml"):
+    for path in (out / "thunderbird").rglob("*.xml"):
         root = ET.parse(path).getroot()
         assert root.tag == "clientConfig" and root.get("version") == "1.1", path
         provider = root.find("emailProvider")
@@ -103,7 +103,7 @@ def test_idn_hosts_are_punycode_and_unicode_text_survives(rendered: Rendered) ->
     assert smtp["username"] == "用户@例子.测试"
     assert root.findtext("emailProvider/domain") == IDN_DOMAIN
     assert root.findtext("emailProvider/displayName") == "小明"
-    for path in (out / "thunderbird").rglob("config-v1.1.xml"):
+    for path in (out / "thunderbird").rglob("*.xml"):
         for hostname in ET.parse(path).getroot().iter("hostname"):
             assert (hostname.text or "").isascii(), path
 

@@ -148,15 +148,7 @@ def write_atomic(files: list[RenderedFile], out_dir: Path) -> None:
     old: Path | None = None
     try:
         staging.chmod(0o755)
-        for f in files:
-            target = staging / f.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Create with the final mode: a credential file is never readable by others, not even
-            # for the instant between write and chmod.
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f.mode)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(f.content)
-            os.chmod(target, f.mode)  # umask may have narrowed it
+        _write_tree(str(staging), files)
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest(files), indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
         if out_dir.exists():
@@ -171,3 +163,28 @@ def write_atomic(files: list[RenderedFile], out_dir: Path) -> None:
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_tree(root: str, files: list[RenderedFile]) -> None:
+    """Create every file with its final mode, with as few system calls as possible: a 10,000-account
+    render writes some 60,000 files, and the file system is most of the render's time."""
+    made = {""}
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    # With umask 0 the modes given are exact, so a credential file is created 0600 and is never
+    # readable by others, not even for the instant a chmod would take.
+    saved = os.umask(0)
+    try:
+        for f in files:
+            directory = f.path.rpartition("/")[0]
+            if directory not in made:
+                os.makedirs(os.path.join(root, directory), mode=0o755, exist_ok=True)
+                made.add(directory)
+            fd = os.open(os.path.join(root, f.path), flags, f.mode)
+            try:
+                view = memoryview(f.content)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+    finally:
+        os.umask(saved)

@@ -1,4 +1,4 @@
-"""Outlook Autodiscover POX responses, ``autodiscover/<email>/autodiscover.xml``.
+"""Outlook Autodiscover POX responses, ``autodiscover/<email>.xml``.
 
 What a web server answers to Outlook's ``POST /autodiscover/autodiscover.xml`` for that address.
 The SMTP block carries the difference generators tend to lose: ``Encryption SSL`` for implicit TLS
@@ -22,7 +22,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         # The mailbox block first, then SMTP: the order Exchange's own POX responses use.
         servers = ([inbound] if inbound else []) + [outgoing(account)]
         yield RenderedFile(
-            f"{TARGET}/{safe_name(account.email)}/autodiscover.xml",
+            f"{TARGET}/{safe_name(account.email)}.xml",
             ctx.template(TEMPLATE, email=account.email, display_name=display_name(account),
                          servers=[s._asdict() for s in servers]),
             TARGET, "account", account.email,

@@ -2,7 +2,7 @@
 
 Two kinds of file:
 
-* per account, ``thunderbird/<email>/config-v1.1.xml``: the exact settings of one mailbox, with its
+* per account, ``thunderbird/<email>.xml`` (serve it as config-v1.1.xml): the exact settings of one mailbox, with its
   real username, for handing to that person;
 * per account domain, ``thunderbird/domains/<domain>/mail/config-v1.1.xml``: for hosting at
   ``https://autoconfig.<domain>/mail/config-v1.1.xml``, where Thunderbird looks first. It serves
@@ -28,7 +28,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     accounts = ctx.config.accounts
     for account in accounts:
         yield RenderedFile(
-            f"{TARGET}/{safe_name(account.email)}/config-v1.1.xml",
+            f"{TARGET}/{safe_name(account.email)}.xml",
             ctx.template(TEMPLATE, **_account_data(account)),
             TARGET, "account", account.email,
         )
