@@ -99,7 +99,11 @@ def _role_files() -> Iterable[RenderedFile]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, and multi-line strings (a CA's PEM text) as literal ``|`` blocks."""
+    """Block style with indented sequences (as yamllint and ansible-lint expect), and multi-line
+    strings (a CA's PEM text) as literal ``|`` blocks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from smtpconf.cli import main as smtpconf_main
+from smtpconf.lint import lint_path
+from smtpconf.render.postfix import render_group, role_defaults, role_vars
 from tests.support import ansible_run
 from tests.support.gate import need_program, need_root
 from tests.support.postfix import PostfixInstance
@@ -131,7 +133,7 @@ class Applied(NamedTuple):
 def applied(deployment: Deployment) -> Applied:
     check_diff = deployment.playbook("--check", "--diff")
     assert check_diff.returncode == 0, check_diff.output
-    first = deployment.apply("--diff")
+    first = deployment.apply("--diff", "-v")  # -v prints every task's result: still no password
     second = deployment.apply("--diff")
     return Applied(check_diff, first, second)
 
@@ -179,6 +181,27 @@ def test_mail_is_relayed_through_starttls_and_auth(deployment: Deployment, appli
     assert (billing.mail_from, billing.auth_user, billing.tls) == (BILLING, BILLING_USER, True)
 
 
+def test_host_files_are_the_postfix_targets_bytes(deployment: Deployment, applied: Applied) -> None:
+    """SPEC §5: the role and the postfix target render the same templates into the same bytes."""
+    lint = lint_path(deployment.source)
+    assert lint.config is not None
+    config = lint.config
+    variables = {**role_defaults(config_dir=str(deployment.postfix.config_dir)),
+                 **role_vars(config, config.fleet[GROUP], dict(zip(("main", "billing"), deployment.canaries)))}
+    expected = render_group(variables)
+    for name in ("sasl_passwd", "sender_relay", "sender_transport", "tls_policy", "generic", "ca_bundle.pem"):
+        assert (deployment.map_dir / name).read_text() == expected[name], name
+    assert (deployment.map_dir / "main.cf.smtpconf").read_text() == expected["main.cf"]
+    assert expected["master.cf"].strip() in deployment.postfix.master_cf.read_text()
+
+
+def test_verify_tag_checks_the_applied_settings(deployment: Deployment, applied: Applied) -> None:
+    result = deployment.playbook("--tags", "verify")
+    assert result.returncode == 0, result.output
+    assert result.recap()["changed"] == 0
+    assert "Check that Postfix relays through the default relay" in result.output
+
+
 def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, applied: Applied) -> None:
     pf = deployment.postfix
     sender_map = f"hash:{deployment.map_dir}/sender_relay"
@@ -187,9 +210,17 @@ def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, a
 
     deployment.source.write_text(smtpconf_yaml(deployment.ca, deployment.main.port, deployment.billing.port,
                                                sender_relay=False))
+    # A parameter an earlier run set (it is in the state file) but that is no longer rendered must
+    # go; a parameter somebody else set must stay.
+    pf.postconf("smtp_helo_name = old.example", "smtp_helo_timeout = 123s")
+    with open(deployment.map_dir / "main.cf.smtpconf", "a") as state:
+        state.write("smtp_helo_name = old.example\n")
     deployment.render()
     result = deployment.apply("--diff")
     assert result.recap()["changed"] > 0
+    assert "-smtp_helo_name = old.example" in result.output  # the removal shows in --diff
+    settings = pf.postconf_n()
+    assert "smtp_helo_name" not in settings and "smtp_helo_timeout = 123s" in settings
     assert pf.postmap_query(BILLING, sender_map) is None
     assert pf.get("sender_dependent_relayhost_maps") == ""
     assert BILLING not in (deployment.map_dir / "sasl_passwd").read_text()
