@@ -177,8 +177,17 @@ def _write_tree(root: str, files: list[RenderedFile]) -> None:
         for f in files:
             directory = f.path.rpartition("/")[0]
             if directory not in made:
-                os.makedirs(os.path.join(root, directory), mode=0o755, exist_ok=True)
-                made.add(directory)
+                # Level by level: makedirs gives intermediate directories 0777 & ~umask, which is
+                # world-writable here (umask 0), and Ansible refuses such a directory's ansible.cfg.
+                parts = directory.split("/")
+                for depth in range(1, len(parts) + 1):
+                    level = "/".join(parts[:depth])
+                    if level not in made:
+                        try:
+                            os.mkdir(os.path.join(root, level), 0o755)
+                        except FileExistsError:
+                            pass
+                        made.add(level)
             fd = os.open(os.path.join(root, f.path), flags, f.mode)
             try:
                 view = memoryview(f.content)
