@@ -302,3 +302,33 @@ def test_sender_relay_to_unknown_relay_is_unknown_reference(tmp_path: Path) -> N
                     "    sender_relays:\n      billing@example.com: nosuch\n")
     result = lint_path(path)
     assert [(f.rule, f.line) for f in result.findings if f.level == "error"] == [("unknown-reference", 9)]
+
+
+def test_all_targets_leave_a_group_without_its_secrets_to_ansible(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    source = tmp_path / "smtpconf.yaml"
+    source.write_text(
+        "version: 1\n"
+        "relays:\n"
+        "  here: {host: smtp.example.com, username: u, password: {env: SMTPCONF_TEST_HERE}}\n"
+        "  vaulted: {host: smtp.example.org, username: v, password: {vault: vault_relay_password}}\n"
+        "fleet:\n"
+        "  web: {relay: here}\n"
+        "  db: {relay: vaulted}\n", encoding="utf-8")
+    smtpconf = str(Path(sys.executable).with_name("smtpconf"))
+    env = {"PATH": "/usr/bin:/bin", "SMTPCONF_TEST_HERE": "canary-Xq7"}
+    done = subprocess.run([smtpconf, "render", str(source), "-o", str(tmp_path / "all")], capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "all" / "postfix" / "web" / "sasl_passwd").is_file()
+    assert not (tmp_path / "all" / "postfix" / "db").exists()
+    assert (tmp_path / "all" / "ansible" / "group_vars" / "db.yml").is_file()
+    assert "fleet group 'db'" in done.stderr and "vault_relay_password" in done.stderr
+    assert "canary-Xq7" not in done.stdout + done.stderr
+    # Asked for by name, the incomplete target is an error and nothing is written.
+    done = subprocess.run([smtpconf, "render", str(source), "-o", str(tmp_path / "only"), "--only", "postfix"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "vault_relay_password" in done.stderr
+    assert not (tmp_path / "only").exists()

@@ -58,6 +58,7 @@ class RenderedFile(NamedTuple):
 class RenderContext:
     config: Config
     options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # said to the user after a successful render
 
     @cached_property
     def env(self) -> jinja2.Environment:
@@ -97,8 +98,10 @@ def parse_only(only: str | None) -> list[str]:
     return [n for n in TARGETS if n in names]
 
 
-def render(config: Config, targets: list[str], options: dict[str, Any] | None = None) -> list[RenderedFile]:
-    ctx = RenderContext(config, options or {})
+def render(config: Config, targets: list[str], options: dict[str, Any] | None = None,
+           notes: list[str] | None = None) -> list[RenderedFile]:
+    """Every file of ``targets``; what a target wants the user to know goes into ``notes``."""
+    ctx = RenderContext(config, options or {}, notes if notes is not None else [])
     files: list[RenderedFile] = []
     for name in targets:
         module = importlib.import_module(f"smtpconf.render.{TARGETS[name]}")

@@ -26,9 +26,15 @@ def run(args: argparse.Namespace) -> int:
     if result.config is None or any(f.level == "error" for f in result.findings):
         print(f"smtpconf: render refused: {args.file} has errors (above); nothing was written", file=sys.stderr)
         return 1
-    options = {"postfix_map_dir": getattr(args, "postfix_map_dir", None)}
-    files = render(result.config, targets, {k: v for k, v in options.items() if v})
+    options = {"postfix_map_dir": getattr(args, "postfix_map_dir", None),
+               # Asked for by name, a target that cannot be complete is an error; as part of "all
+               # targets" it may leave out what another target covers (see docs/decisions.md).
+               "all_targets": not args.only}
+    notes: list[str] = []
+    files = render(result.config, targets, {k: v for k, v in options.items() if v}, notes)
     write_atomic(files, Path(args.output))
+    for note in notes:
+        print(f"smtpconf: note: {note}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(manifest(files), indent=2, ensure_ascii=False))
     else:

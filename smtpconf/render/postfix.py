@@ -100,6 +100,19 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     defaults = role_defaults(map_dir=_map_dir(ctx), map_type=_map_type(ctx))
     groups = [config.fleet[name] for name in sorted(config.fleet)]
     # Resolve every secret first: a render that cannot write some sasl_passwd writes nothing.
+    # As part of a render of all targets, a group whose secrets are not here (a vault variable, a
+    # secret file that exists only on the servers) is left to the ansible target instead.
+    if ctx.options.get("all_targets"):
+        complete = []
+        for group in groups:
+            try:
+                _resolve_secrets(config, [group])
+                complete.append(group)
+            except RenderError as exc:
+                ctx.notes.append(f"postfix files for fleet group '{group.name}' were not written, because "
+                                 f"its secrets are not available here (the ansible target covers it): "
+                                 + "; ".join(line.strip() for line in str(exc).splitlines()[1:]))
+        groups = complete
     resolved = _resolve_secrets(config, groups)
     for group in groups:
         variables = {**defaults, **role_vars(config, group, resolved)}
