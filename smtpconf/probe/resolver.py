@@ -139,4 +139,4 @@ def _no_nameservers_reason(exc: dns.resolver.NoNameservers) -> str:
     # The errors list names what each server said (SERVFAIL, REFUSED, connection refused...).
     errors = exc.kwargs.get("errors") or []
     said = sorted({str(e[3]) for e in errors if len(e) > 3}) if errors else []
-    return "the resolver did not answer" + (f" ({'; '.join(said)})" if said else "")
+    return "no usable answer from the resolver" + (f" ({'; '.join(said)})" if said else "")
