@@ -100,6 +100,13 @@ def test_directory_holds_the_role_group_vars_inventory_and_playbook(example_out:
         "README.md", "ansible.cfg", "group_vars/batch.yml", "group_vars/web.yml", "inventory.ini", "playbook.yml"]
 
 
+def test_no_directory_is_writable_by_others(example_out: Path) -> None:
+    # Root runs this role: a world-writable directory would let anyone change what it runs, and
+    # Ansible ignores the ansible.cfg of a world-writable directory.
+    for path in [example_out, *example_out.rglob("*")]:
+        assert path.stat().st_mode & 0o022 == 0, f"{path} is writable by group or others"
+
+
 def test_manifest_names_the_group_of_each_group_vars_file(tmp_path: Path) -> None:
     manifest = render(EXAMPLE, tmp_path / "out")
     entries = {e["path"]: e for e in manifest["files"]}  # type: ignore[attr-defined]

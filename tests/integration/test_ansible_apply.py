@@ -147,6 +147,8 @@ def test_check_mode_changes_nothing_but_shows_the_settings(deployment: Deploymen
 
 
 def test_first_run_changes_and_second_run_changes_nothing(applied: Applied) -> None:
+    # The rendered ansible.cfg was read (Ansible ignores it in a world-writable directory).
+    assert "world writable" not in applied.first.output
     assert applied.first.recap()["changed"] > 0
     assert applied.second.recap() | {"ok": 0} == {"ok": 0, "changed": 0, "unreachable": 0, "failed": 0,
                                                    "skipped": applied.second.recap()["skipped"],
