@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, NamedTuple
 
-from smtpconf.model import Config, Endpoint, EndpointUse, endpoint_uses
+from smtpconf.model import Config, Endpoint, EndpointUse, endpoint_uses, presets
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.resolver import Answer, Resolver
 from smtpconf.probe.smtp import Problem, probe
@@ -64,5 +64,11 @@ def _hits(use: EndpointUse, outcome: Outcome) -> list[LiveHit]:
     if outcome.address.status == "unknown":
         return [LiveHit(path, "dns-timeout", f"address of {host}: {outcome.address.reason}; "
                                              "not probed, result unknown")]
-    return [LiveHit(path, p.rule, p.message) for p in outcome.problems
-            if not (p.auth_only and use.password is None)]
+    return [LiveHit(path, p.rule, p.message + (_provider_note(use) if p.rule == "auth-not-offered" else ""))
+            for p in outcome.problems if not (p.auth_only and use.password is None)]
+
+
+def _provider_note(use: EndpointUse) -> str:
+    # Office 365 turns SMTP AUTH off per mailbox: the preset's note says where to turn it on.
+    preset = presets().get(use.endpoint.provider or "")
+    return f" ({preset.title}: {preset.note})" if preset else ""
