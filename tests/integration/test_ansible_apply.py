@@ -1,6 +1,6 @@
 """Apply the rendered Ansible directory for real: ansible-playbook, connection local, against a
 private Postfix instance (``smtp_relay_postfix_config_dir``), relaying to aiosmtpd providers on
-loopback that require STARTTLS and AUTH.
+loopback that require AUTH: the default relay over STARTTLS, a sender relay over implicit TLS.
 
 The relay password is a random canary: it must reach sasl_passwd on the host (or no mail would
 be accepted) and must appear in no ansible-playbook output, --check --diff included.
@@ -50,7 +50,7 @@ def smtpconf_yaml(ca: Path, main_port: int, billing_port: int, *, sender_relay: 
           billing:
             host: localhost
             port: {billing_port}
-            security: starttls
+            security: tls
             ca_file: {ca}
             username: {BILLING_USER}
             password: {{env: BILLING_PASSWORD}}
@@ -104,7 +104,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Ite
     canaries = (f"CANARY-main-{secrets.token_hex(8)}", f"CANARY-billing-{secrets.token_hex(8)}")
     main = Provider("starttls", users={MAIN_USER: canaries[0]}, ssl_context=test_ca.issue(PROVIDER_CERT_NAMES),
                     hostname=PROVIDER_HOSTNAME)
-    billing = Provider("starttls", users={BILLING_USER: canaries[1]},
+    # Implicit TLS beside the STARTTLS default relay: Postfix needs the role's master.cf transports.
+    billing = Provider("tls", users={BILLING_USER: canaries[1]},
                        ssl_context=test_ca.issue(PROVIDER_CERT_NAMES), hostname=PROVIDER_HOSTNAME)
     with main, billing, PostfixInstance() as postfix:
         source = work / "smtpconf.yaml"
@@ -174,6 +175,7 @@ def test_secrets_reach_only_sasl_passwd_never_the_output(deployment: Deployment,
 
 def test_mail_is_relayed_through_starttls_and_auth(deployment: Deployment, applied: Applied) -> None:
     pf = deployment.postfix
+    assert "smtpconf_smtps unix" in pf.master_cf.read_text()  # the transport for implicit TLS
     pf.inject("app@example.test", "ops@example.org")
     pf.inject(BILLING, "customer@example.org")
     [main] = deployment.main.wait_for_messages(1, timeout=30)
@@ -226,6 +228,8 @@ def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, a
     assert pf.postmap_query(BILLING, sender_map) is None
     assert pf.get("sender_dependent_relayhost_maps") == ""
     assert BILLING not in (deployment.map_dir / "sasl_passwd").read_text()
+    assert "smtpconf_smtps" not in pf.master_cf.read_text()  # no implicit-TLS relay left in the group
+    assert pf.get("sender_dependent_default_transport_maps") == ""
     # ... and mail from that sender now goes through the default relay.
     before = len(deployment.main.messages)
     pf.inject(BILLING, "customer@example.org")
