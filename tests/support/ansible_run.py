@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from tests.support.gate import unavailable
 
@@ -59,7 +59,8 @@ class Run(NamedTuple):
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
-def run(args: Sequence[str], *, cwd: Path, home: Path, timeout: float = 300) -> Run:
-    done = subprocess.run(list(args), cwd=cwd, env=ansible_env(home), stdin=subprocess.DEVNULL,
+def run(args: Sequence[str], *, cwd: Path, home: Path, timeout: float = 300,
+        env: Mapping[str, str] | None = None) -> Run:
+    done = subprocess.run(list(args), cwd=cwd, env={**ansible_env(home), **(env or {})}, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     return Run(done.returncode, done.stdout)

@@ -1,0 +1,73 @@
+"""The role refuses bad variables before it touches the host, and says which variable is wrong.
+
+Used without smtpconf (variables written by hand), so the role's own checks are what stands
+between a typo and a broken mail setup. The config directory does not exist: any task that got
+as far as the host would fail differently (or create it), which the tests would notice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from smtpconf.resources import resource_path
+from tests.support import ansible_run
+
+pytestmark = pytest.mark.integration
+
+CANARY = "CANARY-validate-7f3a"
+
+GOOD: dict[str, Any] = {
+    "smtp_relay_relay": "main",
+    "smtp_relay_relays": {
+        "main": {"host": "smtp.example.test", "port": 587, "security": "starttls",
+                 "username": "u", "password": "{{ vault_main }}"},
+        "smtps": {"host": "smtps.example.test", "port": 465, "security": "tls"},
+    },
+    "smtp_relay_install_packages": False,
+}
+
+
+def apply(tmp_path: Path, variables: dict[str, Any]) -> tuple[ansible_run.Run, Path]:
+    config_dir = tmp_path / "postfix"  # does not exist: nothing may create it
+    play = [{"name": "Apply smtp_relay", "hosts": "localhost", "gather_facts": False,
+             "vars": {"smtp_relay_postfix_config_dir": str(config_dir), **variables},
+             "roles": ["smtp_relay"]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    roles = resource_path("roles")
+    result = ansible_run.run([ansible_run.program("ansible-playbook"), "-i", "localhost,", "-c", "local",
+                              "-e", f"vault_main={CANARY}", "play.yml"], cwd=tmp_path, home=tmp_path / "home",
+                             env={"ANSIBLE_ROLES_PATH": str(roles)})
+    return result, config_dir
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"smtp_relay_relay": "nope"}, "smtp_relay_relay is 'nope', which is not a key of smtp_relay_relays"),
+    ({"smtp_relay_sender_relays": {"a@example.test": "nope"}},
+     "smtp_relay_sender_relays['a@example.test'] is 'nope'"),
+    ({"smtp_relay_relays": {**GOOD["smtp_relay_relays"],
+                            "main": {"host": "h", "port": 587, "security": "ssl"}}},
+     "smtp_relay_relays.main needs host, port (1-65535) and security"),
+    ({"smtp_relay_relays": {**GOOD["smtp_relay_relays"],
+                            "main": {"host": "h", "port": 587, "security": "starttls", "username": "u"}}},
+     "smtp_relay_relays.main.password is undefined or empty"),
+    ({"smtp_relay_relays": {**GOOD["smtp_relay_relays"],
+                            "main": {**GOOD["smtp_relay_relays"]["main"], "password": "{{ vault_typo }}"}}},
+     "'vault_typo' is undefined"),
+    ({"smtp_relay_relay": "smtps", "smtp_relay_tls_level": "may"},
+     "smtp_relay_relays.smtps uses implicit TLS (security: tls), which needs smtp_relay_tls_level encrypt"),
+    ({"smtp_relay_tls_level": "strong"}, "smtp_relay_tls_level"),
+    ({"smtp_relay_relays": None}, "smtp_relay_relays"),
+])
+def test_bad_variables_fail_before_touching_the_host(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    variables = {**GOOD, **change}
+    if variables["smtp_relay_relays"] is None:
+        del variables["smtp_relay_relays"]
+    result, config_dir = apply(tmp_path, variables)
+    assert result.returncode != 0
+    assert " ".join(message.split()) in " ".join(result.output.split()), result.output
+    assert not config_dir.exists()
+    assert CANARY not in result.output
