@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from smtpconf.errors import FatalError
-from smtpconf.render import manifest, parse_only, render, write_atomic
+from smtpconf.render import manifest_json, parse_only, render, write_atomic
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"smtpconf: note: {note}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(manifest(files), indent=2, ensure_ascii=False))
+        sys.stdout.write(manifest_json(files))
     else:
         for f in files:
             print(f"{Path(args.output) / f.path}")
