@@ -126,22 +126,27 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Ite
 
 class Applied(NamedTuple):
     check_diff: ansible_run.Run  # --check --diff before anything was applied
+    check_changed_files: list[str]  # what that run changed in the config directory (nothing, we hope)
     first: ansible_run.Run  # normal run, with --diff
     second: ansible_run.Run  # the same again
 
 
 @pytest.fixture(scope="module")
 def applied(deployment: Deployment) -> Applied:
+    before = _snapshot(deployment.postfix.config_dir)
     check_diff = deployment.playbook("--check", "--diff")
     assert check_diff.returncode == 0, check_diff.output
+    after = _snapshot(deployment.postfix.config_dir)
+    check_changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     first = deployment.apply("--diff", "-v")  # -v prints every task's result: still no password
     second = deployment.apply("--diff")
-    return Applied(check_diff, first, second)
+    return Applied(check_diff, check_changed, first, second)
 
 
 def test_check_mode_changes_nothing_but_shows_the_settings(deployment: Deployment, applied: Applied) -> None:
     out = applied.check_diff.output
     assert applied.check_diff.recap()["changed"] > 0
+    assert applied.check_changed_files == []
     # Non-secret changes are visible in --diff: main.cf parameters and the sender relay map.
     assert f"+relayhost = [localhost]:{deployment.main.port}" in out
     assert f"+{BILLING} [localhost]:{deployment.billing.port}" in out
@@ -161,10 +166,11 @@ def test_secrets_reach_only_sasl_passwd_never_the_output(deployment: Deployment,
     text = sasl.read_text()
     for canary in deployment.canaries:
         assert canary in text  # the canary really was the password (the test below is not vacuous)
-        for name, run in applied._asdict().items():
+        for name, run in [("--check --diff", applied.check_diff), ("first", applied.first),
+                          ("second", applied.second)]:
             assert canary not in run.output, f"password shown in the {name} run"
-    assert sasl.stat().st_mode & 0o777 == 0o600
-    assert (deployment.map_dir / "sasl_passwd.db").stat().st_mode & 0o777 == 0o600
+    for credentials in (sasl, deployment.map_dir / "sasl_passwd.db"):
+        assert (credentials.stat().st_mode & 0o777, credentials.stat().st_uid) == (0o600, 0), credentials
     for other in deployment.map_dir.iterdir():
         if not other.name.startswith("sasl_passwd"):
             assert not any(c in other.read_bytes().decode("utf-8", "replace") for c in deployment.canaries)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,14 @@ class Run(NamedTuple):
 
 def run(args: Sequence[str], *, cwd: Path, home: Path, timeout: float = 300,
         env: Mapping[str, str] | None = None) -> Run:
-    done = subprocess.run(list(args), cwd=cwd, env={**ansible_env(home), **(env or {})}, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    return Run(done.returncode, done.stdout)
+    # A session of its own, so that on a timeout (or Ctrl-C) the workers Ansible forked die too.
+    with subprocess.Popen(list(args), cwd=cwd, env={**ansible_env(home), **(env or {})}, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return Run(process.returncode, output)
