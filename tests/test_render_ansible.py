@@ -192,3 +192,38 @@ def test_idn_hosts_are_written_as_a_labels(tmp_path: Path) -> None:
     assert "web.xn--mnchen-3ya.example" in (out / "inventory.ini").read_text()
     relays = yaml.safe_load((out / "group_vars" / "g.yml").read_text())["smtp_relay_relays"]
     assert relays["r"]["host"] == "smtp.xn--mnchen-3ya.example"
+
+
+def test_jinja_in_values_stays_text_for_ansible(tmp_path: Path) -> None:
+    # Ansible evaluates every string in group_vars: a username or sender address holding Jinja
+    # must be written !unsafe (text), or a pull request could run code on the controller.
+    (tmp_path / "smtpconf.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        relays:
+          r:
+            host: smtp.example.test
+            port: 587
+            security: starttls
+            username: "{{7*7}}x"
+            password: {vault: vault_r}
+        fleet:
+          g:
+            hosts: []
+            relay: r
+            sender_relays:
+              "{{8*8}}@example.test": r
+            rewrite_sender: "{#c#}@example.test"
+        """))
+    render(tmp_path / "smtpconf.yaml", tmp_path / "out")
+    text = (tmp_path / "out" / "ansible" / "group_vars" / "g.yml").read_text()
+    assert "username: !unsafe '{{7*7}}x'" in text
+    assert "!unsafe '{{8*8}}@example.test': r" in text
+    assert "smtp_relay_rewrite_sender: !unsafe '{#c#}@example.test'" in text
+    assert "password: '{{ vault_r }}'" in text  # the one string Ansible is meant to evaluate
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+    relays = yaml.load(text, Loader=Loader)["smtp_relay_relays"]  # noqa: S506 (a SafeLoader)
+    assert relays["r"]["username"] == "{{7*7}}x"

@@ -26,6 +26,11 @@ TARGET = "ansible"
 ROLE = "smtp_relay"
 # An Ansible variable name: anything else inside "{{ }}" would be Jinja code, not a reference.
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_JINJA = ("{{", "{%", "{#")
+
+
+class VaultReference(str):
+    """``{{ NAME }}``: the one string in group_vars that Ansible is meant to evaluate."""
 
 
 def vault_variable(relay: Relay) -> str:
@@ -45,7 +50,8 @@ def group_vars(config: Config, group: FleetGroup) -> dict[str, Any]:
     """The role variables of ``group``, every password replaced by a vault reference."""
     from smtpconf.render.postfix import role_vars
 
-    references = {r.name: "{{ " + vault_variable(r) + " }}" for r in group_relays(config, group) if r.authenticates}
+    references = {r.name: VaultReference("{{ " + vault_variable(r) + " }}")
+                  for r in group_relays(config, group) if r.authenticates}
     variables = dict(role_vars(config, group, references))
     relays = {name: dict(settings) for name, settings in variables["smtp_relay_relays"].items()}
     variables["smtp_relay_relays"] = relays
@@ -55,7 +61,7 @@ def group_vars(config: Config, group: FleetGroup) -> dict[str, Any]:
             continue
         # Belt and braces: whatever role_vars put here, only the reference is written.
         if relay.authenticates:
-            settings["password"] = "{{ " + vault_variable(relay) + " }}"
+            settings["password"] = VaultReference("{{ " + vault_variable(relay) + " }}")
         else:
             settings.pop("password", None)
     return variables
@@ -99,8 +105,10 @@ def _role_files() -> Iterable[RenderedFile]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style with indented sequences (as yamllint and ansible-lint expect), and multi-line
-    strings (a CA's PEM text) as literal ``|`` blocks."""
+    """Block style with indented sequences (as yamllint and ansible-lint expect), multi-line
+    strings (a CA's PEM text) as literal ``|`` blocks, and ``!unsafe`` on any other string that
+    holds Jinja delimiters: Ansible evaluates every string in group_vars, and a username or sender
+    address like ``{{ lookup('pipe', ...) }}`` must stay text, not run on the controller."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
@@ -108,10 +116,16 @@ class _Dumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    tag = "!unsafe" if any(d in value for d in _JINJA) else "tag:yaml.org,2002:str"
+    return dumper.represent_scalar(tag, value, style=style)
+
+
+def _represent_reference(dumper: yaml.SafeDumper, value: VaultReference) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value))
 
 
 _Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(VaultReference, _represent_reference)
 
 
 def _group_vars_yaml(config: Config, group: FleetGroup) -> bytes:
