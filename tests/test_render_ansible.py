@@ -227,3 +227,14 @@ def test_jinja_in_values_stays_text_for_ansible(tmp_path: Path) -> None:
     Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
     relays = yaml.load(text, Loader=Loader)["smtp_relay_relays"]  # noqa: S506 (a SafeLoader)
     assert relays["r"]["username"] == "{{7*7}}x"
+
+
+def test_generated_vault_names_must_not_collide(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    relay = "    host: smtp.example.test\n    port: 587\n    security: starttls\n    username: u\n"
+    (tmp_path / "smtpconf.yaml").write_text(
+        "version: 1\nrelays:\n  a-b:\n" + relay + "    password: {env: A}\n  a_b:\n" + relay
+        + "    password: {env: B}\nfleet:\n  g:\n    hosts: []\n    relay: a-b\n"
+          "    sender_relays:\n      x@example.test: a_b\n")
+    assert main(["render", str(tmp_path / "smtpconf.yaml"), "-o", str(tmp_path / "out"), "--only", "ansible"]) == 2
+    assert not (tmp_path / "out").exists()
+    assert "vault_a_b" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import yaml
 
 from smtpconf.errors import RenderError
 from smtpconf.model import Config, FleetGroup, Relay, to_ascii_host
-from smtpconf.render import RenderContext, RenderedFile
+from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.resources import resource_path
 from smtpconf.rules.fleet import group_relays
 
@@ -46,50 +46,70 @@ def vault_variable(relay: Relay) -> str:
     return name
 
 
-def group_vars(config: Config, group: FleetGroup) -> dict[str, Any]:
+def vault_variables(config: Config) -> dict[str, str]:
+    """Relay name -> vault variable, for every relay a fleet group authenticates to.
+
+    Two relays may share a variable the file names (one password, two relays), but two generated
+    names must not collide ("a-b" and "a_b" both give vault_a_b): that would silently give one
+    relay the other's password."""
+    names: dict[str, str] = {}
+    generated: list[str] = []
+    for group in config.fleet.values():
+        for relay in group_relays(config, group):
+            if relay.password is not None and relay.name not in names:
+                names[relay.name] = vault_variable(relay)
+                if relay.password.kind != "vault":
+                    generated.append(relay.name)
+    for name in generated:
+        others = sorted(r for r, v in names.items() if v == names[name] and r != name)
+        if others:
+            raise RenderError(f"relays '{name}' and '{others[0]}' would both read their password from "
+                              f"{names[name]}; name distinct ones with password: {{vault: NAME}}")
+    return names
+
+
+def group_vars(config: Config, group: FleetGroup, vaults: dict[str, str] | None = None) -> dict[str, Any]:
     """The role variables of ``group``, every password replaced by a vault reference."""
     from smtpconf.render.postfix import role_vars
 
-    references = {r.name: VaultReference("{{ " + vault_variable(r) + " }}")
-                  for r in group_relays(config, group) if r.authenticates}
+    vaults = vault_variables(config) if vaults is None else vaults
+    references = {name: VaultReference("{{ " + variable + " }}") for name, variable in vaults.items()}
     variables = dict(role_vars(config, group, references))
     relays = {name: dict(settings) for name, settings in variables["smtp_relay_relays"].items()}
-    variables["smtp_relay_relays"] = relays
-    for relay in group_relays(config, group):
-        settings = relays.get(relay.name)
-        if settings is None:
-            continue
-        # Belt and braces: whatever role_vars put here, only the reference is written.
-        if relay.authenticates:
-            settings["password"] = VaultReference("{{ " + vault_variable(relay) + " }}")
+    for name, settings in relays.items():
+        # Belt and braces: whatever role_vars put here, only a reference is written.
+        if name in references:
+            settings["password"] = references[name]
         else:
             settings.pop("password", None)
+    variables["smtp_relay_relays"] = relays
     return variables
 
 
 def render(ctx: RenderContext) -> Iterable[RenderedFile]:
     config = ctx.config
+    vaults = vault_variables(config)
     yield from _role_files()
-    groups = list(config.fleet.values())
-    vaults: dict[str, list[str]] = {}  # vault variable -> relays that use it
-    for group in groups:
-        for relay in group_relays(config, group):
-            if relay.authenticates:
-                vaults.setdefault(vault_variable(relay), [])
-                if relay.name not in vaults[vault_variable(relay)]:
-                    vaults[vault_variable(relay)].append(relay.name)
-        yield RenderedFile(f"ansible/group_vars/{group.name}.yml", _group_vars_yaml(config, group), TARGET,
-                           "group", group.name)
-    source = Path(config.file).name
+    for group in config.fleet.values():
+        yield RenderedFile(f"ansible/group_vars/{group.name}.yml", _group_vars_yaml(config, group, vaults),
+                           TARGET, "group", group.name)
+    relays_by_variable: dict[str, list[str]] = {}
+    for relay, variable in vaults.items():
+        relays_by_variable.setdefault(variable, []).append(relay)
     data = {
-        "source": source,
+        "source": _source_name(config),
         "groups": [{"name": g.name, "hosts": [to_ascii_host(h) for h in g.hosts], "relay": g.relay}
-                   for g in groups],
-        "vaults": vaults,
+                   for g in config.fleet.values()],
+        "vaults": relays_by_variable,
         "role": ROLE,
     }
     for name in ("inventory.ini", "playbook.yml", "ansible.cfg", "README.md"):
         yield RenderedFile(f"ansible/{name}", ctx.template(f"ansible/{name}.j2", **data), TARGET)
+
+
+def _source_name(config: Config) -> str:
+    """The smtpconf file's name for comments: a file name may hold a newline, a comment may not."""
+    return safe_name(Path(config.file).name)
 
 
 def _role_files() -> Iterable[RenderedFile]:
@@ -128,11 +148,11 @@ _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(VaultReference, _represent_reference)
 
 
-def _group_vars_yaml(config: Config, group: FleetGroup) -> bytes:
-    header = (f"---\n# Generated by smtpconf from {Path(config.file).name}, fleet group '{group.name}'.\n"
+def _group_vars_yaml(config: Config, group: FleetGroup, vaults: dict[str, str]) -> bytes:
+    header = (f"---\n# Generated by smtpconf from {_source_name(config)}, fleet group '{group.name}'.\n"
               "# Edit the smtpconf file and render again rather than this file.\n"
               "# Passwords are references to Ansible variables: keep their values in Ansible Vault\n"
               "# (see README.md), never here.\n")
-    body = yaml.dump(group_vars(config, group), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+    body = yaml.dump(group_vars(config, group, vaults), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      default_flow_style=False, width=1000)
     return (header + body).encode("utf-8")
