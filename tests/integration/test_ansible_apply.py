@@ -210,6 +210,12 @@ def test_verify_tag_checks_the_applied_settings(deployment: Deployment, applied:
     assert result.returncode == 0, result.output
     assert result.recap()["changed"] == 0
     assert "Check that Postfix relays through the default relay" in result.output
+    # The live probe ran from the host against both providers (STARTTLS and implicit TLS) and passed.
+    assert "Probe each relay from this host" in result.output
+    for relay in ("main", "billing"):
+        assert f"(item={relay})" in result.output
+    for canary in deployment.canaries:
+        assert canary not in result.output
 
 
 def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, applied: Applied) -> None:
