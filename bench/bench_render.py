@@ -35,24 +35,33 @@ def main(runs: int = 3) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     big = WORK / "big.yaml"
     big.write_text(generate(10_000, 20, 50), encoding="utf-8")
-    out = WORK / "render-out"
-    lint, fresh, again = [], [], []
+    # The disk of a shared VM swings widely under other writers; tmpfs shows smtpconf's own cost.
+    places = {"disk": WORK / "render-out"}
+    if Path("/dev/shm").is_dir():
+        places["tmpfs"] = Path("/dev/shm") / "smtpconf-bench-render-out"
+    lint: list[float] = []
+    times: dict[tuple[str, str], list[float]] = {}
     for _ in range(runs):
         lint.append(timed([SMTPCONF, "lint", str(big)]))
+        for place, out in places.items():
+            shutil.rmtree(out, ignore_errors=True)
+            times.setdefault((place, "new"), []).append(
+                timed([SMTPCONF, "render", str(big), "-o", str(out), "--only", CLIENT_TARGETS]))
+            times.setdefault((place, "replace"), []).append(
+                timed([SMTPCONF, "render", str(big), "-o", str(out), "--only", CLIENT_TARGETS]))
+    files = sum(1 for p in places["disk"].rglob("*") if p.is_file())
+    for out in places.values():
         shutil.rmtree(out, ignore_errors=True)
-        fresh.append(timed([SMTPCONF, "render", str(big), "-o", str(out), "--only", CLIENT_TARGETS]))
-        again.append(timed([SMTPCONF, "render", str(big), "-o", str(out), "--only", CLIENT_TARGETS]))
-    files = sum(1 for p in out.rglob("*") if p.is_file())
-    shutil.rmtree(out, ignore_errors=True)
-    lint_s, fresh_s, again_s = (statistics.median(x) for x in (lint, fresh, again))
-    print("| 10,000 accounts, 20 relays, 50 groups | wall time (median of %d) | / lint |" % runs)
+    lint_s = statistics.median(lint)
+    print(f"| 10,000 accounts ({files} client files) | wall time (median of {runs}) | / lint |")
     print("|---|---|---|")
     print(f"| smtpconf lint | {lint_s * 1000:.0f} ms | 1.00 |")
-    print(f"| render all client targets, new output ({files} files) | {fresh_s * 1000:.0f} ms | {fresh_s / lint_s:.2f} |")
-    print(f"| render all client targets, replacing the previous output | {again_s * 1000:.0f} ms | "
-          f"{again_s / lint_s:.2f} |")
+    for (place, how), values in times.items():
+        seconds = statistics.median(values)
+        what = "new output" if how == "new" else "replacing the previous output"
+        print(f"| render all client targets to {place}, {what} | {seconds * 1000:.0f} ms | {seconds / lint_s:.2f} |")
     print()
-    print(f"goal: render <= 2.00 x lint; measured {fresh_s / lint_s:.2f} (new) and {again_s / lint_s:.2f} (replace)")
+    print("goal: render <= 2.00 x lint")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(manifest_json(files))
     else:
-        for f in files:
-            print(f"{Path(args.output) / f.path}")
+        out = args.output.rstrip("/") or "/"
+        sys.stdout.write("".join(f"{out}/{f.path}\n" for f in files))
         print(f"smtpconf: rendered {len(files)} file(s) for {', '.join(targets)} into {args.output}",
               file=sys.stderr)
     return 0
