@@ -246,3 +246,42 @@ def test_modes_secret_files_0600_public_files_0644(config: Path, tmp_path: Path,
     assert modes["vaultish/main.cf"] == 0o644
     assert modes["autodiscover/xiaoming@example.com.xml"] == 0o644
     assert {"path": "vaultish/sasl_passwd", "target": "vaultish", "group": "web"} in manifest["files"]
+
+
+def test_an_interrupt_while_writing_leaves_no_stray_files(config: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    render_ok(config, out, CLIENT_TARGETS)
+    before = tree(out)
+    real_open, opened = os.open, []
+
+    def interrupted_open(path: str, *args: int) -> int:
+        opened.append(path)
+        if len(opened) == 3:
+            raise KeyboardInterrupt  # Ctrl-C half-way through the files
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", interrupted_open)
+    assert main(["render", str(config), "-o", str(out), "--only", CLIENT_TARGETS]) == 130
+    monkeypatch.undo()
+    assert tree(out) == before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failed_swap_puts_the_previous_output_back(config: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    render_ok(config, out, CLIENT_TARGETS)
+    before = tree(out)
+    real_rename = os.rename
+
+    def failing_swap(src: str | Path, dst: str | Path) -> None:
+        if Path(src).name.startswith(".out.smtpconf-"):  # the new tree into place
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing_swap)
+    assert main(["render", str(config), "-o", str(out), "--only", CLIENT_TARGETS]) == 2
+    monkeypatch.undo()
+    assert tree(out) == before
+    assert leftovers(tmp_path) == []

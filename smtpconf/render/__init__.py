@@ -170,13 +170,15 @@ def write_atomic(files: list[RenderedFile], out_dir: Path) -> None:
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
             os.rename(out_dir, old / "tree")
         os.rename(staging, out_dir)
-    except OSError as exc:
-        if old is not None and not out_dir.exists():
-            os.rename(old / "tree", out_dir)  # put the previous output back
+    except BaseException as exc:  # Ctrl-C too: never leave credential files in a stray directory
         shutil.rmtree(staging, ignore_errors=True)
-        raise RenderError(f"cannot write {out_dir}: {exc.strerror or exc}; nothing was changed") from None
+        if isinstance(exc, OSError):
+            raise RenderError(f"cannot write {out_dir}: {exc.strerror or exc}; nothing was changed") from None
+        raise
     finally:
         if old is not None:
+            if not out_dir.exists():
+                os.rename(old / "tree", out_dir)  # the swap did not happen: put the previous output back
             shutil.rmtree(old, ignore_errors=True)
 
 
