@@ -255,11 +255,11 @@ def test_an_interrupt_while_writing_leaves_no_stray_files(config: Path, tmp_path
     before = tree(out)
     real_open, opened = os.open, []
 
-    def interrupted_open(path: str, *args: int) -> int:
+    def interrupted_open(path: str, *args: int, **kwargs: int) -> int:
         opened.append(path)
         if len(opened) == 3:
             raise KeyboardInterrupt  # Ctrl-C half-way through the files
-        return real_open(path, *args)
+        return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", interrupted_open)
     assert main(["render", str(config), "-o", str(out), "--only", CLIENT_TARGETS]) == 130
