@@ -26,12 +26,13 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     _CParser = None
 
 from smtpconf.errors import FatalError
-from smtpconf.findings import Finding
+from smtpconf.findings import Finding, printable
 
 MAX_BYTES = 16 * 1024 * 1024
-# A legitimate file reuses an anchor a handful of times; a "billion laughs" file needs thousands of
-# expansions. Counting every re-visit of an already expanded node stops a bomb after this many.
-MAX_ALIAS_USES = 200
+# Without aliases a file has fewer values than characters. Aliases may repeat values, up to this
+# many beyond that: a "billion laughs" file (or a merge-key bomb) stops here, long before memory or
+# time run out, while files that reuse an anchor hundreds of times are fine.
+ALIAS_EXPANSION_LIMIT = 100_000
 
 JsonPath = tuple[Union[str, int], ...]
 Position = tuple[int, int]
@@ -130,7 +131,10 @@ def load(path: Path, file: str | None = None) -> tuple[Document | None, list[Fin
     return load_text(text, path, file)
 
 
-_PLAIN_TAGS = {yaml.ScalarNode: _TAG + "str", yaml.SequenceNode: _TAG + "seq", yaml.MappingNode: _TAG + "map"}
+# Tags the composer gives untagged nodes. Plain (unquoted) scalars get their own, so that an explicit
+# `!!str no` stays the text "no" while a plain `no` is resolved as YAML 1.1 reads it.
+_PLAIN = "smtpconf:plain"
+_IMPLICIT_TAGS = {yaml.ScalarNode: _TAG + "str", yaml.SequenceNode: _TAG + "seq", yaml.MappingNode: _TAG + "map"}
 
 
 def compose(text: str) -> yaml.Node | None:
@@ -140,15 +144,20 @@ def compose(text: str) -> yaml.Node | None:
     halves the time of a large file. Explicit tags (``!!int "5"``) are kept by the parser itself.
     """
     if _CParser is None:  # pragma: no cover
-        return yaml.compose(text, Loader=yaml.BaseLoader)
+        return yaml.compose(text, Loader=_PlainBaseLoader)
     return _Composer(text).get_single_node()
+
+
+class _PlainBaseLoader(yaml.BaseLoader):
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:  # type: ignore[override]
+        return _PLAIN if kind is yaml.ScalarNode and implicit[0] else _IMPLICIT_TAGS[kind]
 
 
 if _CParser is not None:
 
     class _Composer(_CParser):  # type: ignore[misc, valid-type]
         def resolve(self, kind: type, value: Any, implicit: Any) -> str:
-            return _PLAIN_TAGS[kind]
+            return _PLAIN if kind is yaml.ScalarNode and implicit[0] else _IMPLICIT_TAGS[kind]
 
         def descend_resolver(self, parent: Any, index: Any) -> None:
             pass
@@ -170,16 +179,16 @@ def load_text(text: str, path: Path, file: str) -> tuple[Document | None, list[F
     if root is None:
         return None, [Finding(file, 1, 1, "error", "schema",
                               "file is empty: start with `version: 1` (`smtpconf init` writes a starter file)")]
-    walker = _Walker(doc)
+    walker = _Walker(doc, budget=len(text) + ALIAS_EXPANSION_LIMIT)
     try:
         doc.data = walker.value(root, ())
     except _AliasLimit as exc:
         return None, [Finding(file, exc.mark.line + 1, exc.mark.column + 1, "error", "yaml-alias-limit",
-                              f"aliases expand more than {MAX_ALIAS_USES} times (an alias bomb?): "
-                              "write the values out instead of nesting aliases")]
+                              f"aliases and merge keys expand to more than {ALIAS_EXPANSION_LIMIT:,} repeated "
+                              "values (an alias bomb?): write the values out or use fewer levels of aliases")]
     except RecursionError:
         return None, [Finding(file, 1, 1, "error", "yaml-syntax", "nesting is too deep")]
-    return doc, walker.findings
+    return doc, list(walker.findings)
 
 
 def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
@@ -219,35 +228,35 @@ def _parse_ignores(text: str) -> dict[int, frozenset[str]]:
 class _Walker:
     """Turns composed nodes into data, recording positions and YAML-level findings."""
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, budget: int) -> None:
         self.doc = doc
-        self.findings: list[Finding] = []
-        self._expanded: set[int] = set()
-        self._alias_uses = 0
+        self.findings: dict[Finding, None] = {}  # ordered; an aliased node is walked once per use
+        # PyYAML resolves an alias to the anchored node object itself, so expanding aliases is just
+        # walking the same nodes again. Every value walked (and every merge) spends one unit.
+        self._budget = budget
+
+    def _spend(self, node: yaml.Node) -> None:
+        self._budget -= 1
+        if self._budget < 0:
+            raise _AliasLimit(node.start_mark)
 
     def value(self, node: yaml.Node, path: JsonPath) -> Any:
+        self._spend(node)
         mark = node.start_mark
         self.doc.positions[path] = (mark.line + 1, mark.column + 1)
         if node.__class__ is yaml.ScalarNode:
-            return self._scalar(node, path)  # an aliased scalar is one value: nothing to bound
-        # PyYAML resolves an alias to the anchored node object itself, so a collection seen twice is
-        # an alias use. Counting those uses bounds the expansion without ever building it.
-        if id(node) in self._expanded:
-            self._alias_uses += 1
-            if self._alias_uses > MAX_ALIAS_USES:
-                raise _AliasLimit(mark)
-        else:
-            self._expanded.add(id(node))
+            return self._scalar(node)
         if node.__class__ is yaml.SequenceNode:
             return [self.value(child, path + (index,)) for index, child in enumerate(node.value)]
-        return self._mapping(node, path)
+        return self._mapping(node, path, frozenset())
 
-    def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: JsonPath, taken: frozenset[str]) -> dict[str, Any]:
+        """A mapping's members; ``taken`` are keys already set by a mapping that merges this one."""
         result: dict[str, Any] = {}
         first_line: dict[str, int] = {}
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge" or (key_node.value == "<<" and not key_node.style):
+            if key_node.tag == _TAG + "merge" or (key_node.value == "<<" and key_node.tag == _PLAIN):
                 merges.append(value_node)
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
@@ -258,41 +267,39 @@ class _Walker:
             key = key_node.value
             if key in first_line:
                 self._add(key_node, "duplicate-key",
-                          f"duplicate key '{key}' (first at line {first_line[key]}); YAML keeps only the "
-                          "last value, so remove or rename one")
+                          f"duplicate key '{printable(key)}' (first at line {first_line[key]}); YAML keeps only "
+                          "the last value, so remove or rename one")
                 continue
             first_line[key] = key_node.start_mark.line + 1
+            if key in taken:
+                continue  # the merging mapping's own value wins, with its own position
             child = path + (key,)
             self.doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = self.value(value_node, child)
-        for merge in merges:  # YAML merge keys (`<<: *base`): explicit keys win
+        for merge in merges:  # YAML merge keys (`<<: *base`): explicit keys win, then earlier sources
             sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
             for source in sources:
+                self._spend(source)
                 if not isinstance(source, yaml.MappingNode):
                     self._add(source, "yaml-syntax", "`<<` must merge a mapping or a list of mappings")
                     continue
-                for key, value in self._mapping(source, path).items():
-                    result.setdefault(key, value)
+                result.update(self._mapping(source, path, taken | result.keys()))
         return result
 
-    def _scalar(self, node: yaml.ScalarNode, path: JsonPath) -> Any:
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
         tag = node.tag
-        if tag == _TAG + "str" and not node.style and (not node.value or node.value[0] in _MAYBE_TYPED):
-            tag = node.tag = _implicit_tag(node.value)
+        if tag == _PLAIN:
+            if not node.value or node.value[0] in _MAYBE_TYPED:
+                tag = _implicit_tag(node.value)
+            else:
+                return node.value
         if tag == _TAG + "str":
             return node.value
         if tag == _TAG + "int":
-            text = node.value.lstrip("+-")
-            if not node.style and (":" in text or (len(text) > 1 and text[0] == "0" and text[1] not in "xX")):
-                value = _CONSTRUCTOR.construct_yaml_int(node)
-                self._add(node, "yaml-octal",
-                          f"'{node.value}' is read by YAML 1.1 as the number {value} (octal or base 60); "
-                          f"write {text.lstrip('0') or '0'} or quote it")
-                return value
-            return _CONSTRUCTOR.construct_yaml_int(node)
+            return self._int(node)
         if tag == _TAG + "bool":
             value = _CONSTRUCTOR.construct_yaml_bool(node)
-            if node.value.lower() in _TRUTHY_WORDS:
+            if node.value.lower() in _TRUTHY_WORDS and node.tag == _PLAIN:
                 self._add(node, "yaml-truthy",
                           f"'{node.value}' is read by YAML 1.1 as the boolean {str(value).lower()}; write "
                           f"{str(value).lower()}, or quote it if you meant the text")
@@ -303,12 +310,27 @@ class _Walker:
             return _CONSTRUCTOR.construct_yaml_float(node)
         if tag in (_TAG + "timestamp", _TAG + "binary", _TAG + "value"):
             return node.value  # JSON has no timestamp: keep the text, and let the schema judge it
-        self._add(node, "yaml-syntax", f"unsupported YAML tag {tag}: smtpconf files use plain YAML values")
+        self._add(node, "yaml-syntax", f"unsupported YAML tag {printable(tag)}: smtpconf files use plain YAML "
+                                       "values")
         return node.value
+
+    def _int(self, node: yaml.ScalarNode) -> Any:
+        text = node.value.replace("_", "").lstrip("+-")
+        if len(text) > 30:
+            return node.value  # no port or count is this long: the schema says "expected an integer"
+        try:
+            value = _CONSTRUCTOR.construct_yaml_int(yaml.ScalarNode(_TAG + "int", node.value))
+        except ValueError:
+            return node.value
+        legacy = ":" in text or (len(text) > 1 and text[0] == "0" and text[1] in "01234567")
+        if legacy and node.tag == _PLAIN:
+            kind = "base 60" if ":" in text else "octal"
+            self._add(node, "yaml-octal",
+                      f"'{node.value}' is read by YAML 1.1 as the {kind} number {value}; write the decimal "
+                      "number you mean, or quote it")
+        return value
 
     def _add(self, node: yaml.Node, rule: str, message: str) -> None:
         level = "warning" if rule == "yaml-truthy" else "error"
         mark = node.start_mark
-        finding = Finding(self.doc.file, mark.line + 1, mark.column + 1, level, rule, message)
-        if finding not in self.findings:  # an aliased node is walked once per use
-            self.findings.append(finding)
+        self.findings[Finding(self.doc.file, mark.line + 1, mark.column + 1, level, rule, message)] = None

@@ -44,6 +44,7 @@ class Preset:
     username: str | None
     note: str
     docs: str
+    spf_includes: tuple[str, ...] = ()  # documented SPF includes of its sending servers, first to publish
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +62,7 @@ def presets() -> Mapping[str, Preset]:
             username=entry.get("username"),
             note=" ".join(entry["note"].split()),
             docs=entry["docs"],
+            spf_includes=tuple(entry.get("spf", ())),
         )
         for name, entry in raw.items()
     })
@@ -184,6 +186,21 @@ class Config:
     @property
     def file(self) -> str:
         return self.doc.file
+
+
+def preset_of(endpoint: Endpoint) -> Preset | None:
+    """The provider behind an endpoint: its ``provider``, or the preset whose documented host it is
+    (a relay written with SES's regional host and no ``provider`` is still SES)."""
+    if endpoint.provider:
+        return presets().get(endpoint.provider)
+    return _preset_for_host(endpoint.host_ascii.rstrip(".").lower())
+
+
+@lru_cache(maxsize=1024)
+def _preset_for_host(host: str) -> Preset | None:
+    if host.startswith("email-smtp.") and host.endswith(".amazonaws.com"):  # SES: one host per region
+        return presets()["ses"]
+    return next((p for p in presets().values() if any(server.host == host for server in p.smtp)), None)
 
 
 def to_ascii_host(host: str) -> str:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from smtpconf.findings import printable
 from smtpconf.load import JsonPath
 from smtpconf.resources import resource_path
 
@@ -80,12 +81,6 @@ _TYPE_TEST: dict[str, Callable[[Any], bool]] = {
 }
 _TYPE_WORD = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
               "object": "a mapping", "array": "a list", "null": "null"}
-
-
-def printable(text: str, limit: int = 60) -> str:
-    """``text`` safe for a one-line message: control characters escaped, long values cut."""
-    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _label(path: JsonPath) -> str:
@@ -207,7 +202,7 @@ def _unknown_key(name: str, known: set[str]) -> str:
 
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"did you mean `{close[0]}`?" if close else f"expected one of: {', '.join(sorted(known))}"
-    return f"unknown key `{name}`; {hint}"
+    return f"unknown key `{printable(name)}`; {hint}"
 
 
 def _property_names(c: _Compiler, s: dict[str, Any]) -> Check:

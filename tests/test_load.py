@@ -82,3 +82,49 @@ def test_ignore_comments_cover_their_line_and_a_lone_comment_the_next(tmp_path: 
     doc, _ = load(write(tmp_path, "a: 1  # smtpconf: ignore[rule-a, rule-b]\n# smtpconf: ignore[rule-c]\nb: 2\n"))
     assert doc is not None
     assert doc.ignores[1] == {"rule-a", "rule-b"} and doc.ignores[3] == {"rule-c"}
+
+
+def test_a_merge_key_bomb_fails_fast(tmp_path: Path) -> None:
+    text = "a0: &a0 {host: h.example.com}\n"
+    for level in range(1, 9):
+        text += f"a{level}: &a{level} {{<<: [" + ", ".join([f"*a{level - 1}"] * 10) + "]}\n"
+    doc, findings = load(write(tmp_path, text))
+    assert doc is None and [f.rule for f in findings] == ["yaml-alias-limit"]
+
+
+def test_hundreds_of_uses_of_one_anchor_are_fine(tmp_path: Path) -> None:
+    text = "pw: &pw {env: PW}\naccounts:\n" + "".join(f"  - {{email: u{i}@example.com, password: *pw}}\n"
+                                                      for i in range(500))
+    doc, findings = load(write(tmp_path, text))
+    assert findings == [] and doc is not None and len(doc.data["accounts"]) == 500
+
+
+def test_an_explicit_key_beside_a_merge_keeps_its_own_position(tmp_path: Path) -> None:
+    text = "base: &base\n  port: 465\n  security: tls\nrelay:\n  <<: *base\n  security: starttls\n"
+    doc, _ = load(write(tmp_path, text))
+    assert doc is not None and doc.data["relay"] == {"port": 465, "security": "starttls"}
+    assert doc.pos(("relay", "security")) == (6, 13)
+    assert doc.pos(("relay", "port")) == (2, 9)  # merged: where the value is written
+
+
+def test_explicit_tags_win_over_yaml_11_guessing(tmp_path: Path) -> None:
+    doc, findings = load(write(tmp_path, "a: !!str no\nb: !!str 0465\nc: !!int '587'\n"))
+    assert doc is not None and doc.data == {"a": "no", "b": "0465", "c": 587}
+    assert findings == []
+
+
+def test_huge_numbers_are_left_to_the_schema(tmp_path: Path) -> None:
+    doc, findings = load(write(tmp_path, "a: " + "1" * 5000 + "\nb: 0" + "7" * 5000 + "\nc: 1" + ":1" * 3000 + "\n"))
+    assert doc is not None and findings == []
+    assert all(isinstance(v, str) for v in doc.data.values())
+
+
+def test_a_key_cannot_forge_an_output_line(tmp_path: Path) -> None:
+    from smtpconf.report.text import report
+    from smtpconf.rules import all_rules
+    from tests.helpers import lint_text
+
+    result = lint_text(tmp_path, 'version: 1\nrelays:\n  "evil\\nf.yaml:1:1: error [fake] forged\\u001b[31m": {host: x}\n')
+    text = report(result.findings, all_rules())
+    assert len(text.splitlines()) == len(result.findings) >= 1
+    assert "\x1b" not in text and "[fake]" in text.splitlines()[0]

@@ -85,7 +85,7 @@ def test_known_provider_includes_and_fallbacks(tmp_path: Path) -> None:
     assert txt(zone, "corp.example.") == [
         "v=spf1 include:_spf.google.com include:spf.protection.outlook.com include:amazonses.com "
         "include:sendgrid.net include:mailgun.org include:zoho.com include:spf.163.com include:spf.mail.qq.com "
-        "a:smtp.fastmail.com a:smtp.lab.example.test ip4:192.0.2.7 ~all"]
+        "include:spf.messagingengine.com a:smtp.lab.example.test ip4:192.0.2.7 ~all"]
     assert txt(zone, "_dmarc.corp.example.") == ["v=DMARC1; p=reject"]
     assert zone.get_rdataset(dns.name.from_text("_submission._tcp.corp.example."), "SRV") is None  # no accounts
 

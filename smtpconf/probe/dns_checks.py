@@ -10,28 +10,11 @@ import asyncio
 import re
 from typing import Iterable
 
-from smtpconf.model import Account, Config, DomainPolicy
+from smtpconf.model import Account, Config, DomainPolicy, preset_of
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.resolver import Answer, Resolver
 from smtpconf.probe.spf import LOOKUP_LIMIT, VOID_LIMIT, SpfTree, spf_records, walk
 
-# The include each provider documents for its sending servers. A relay of such a provider is
-# covered by that include even though its submission host's address is not a sending address.
-PROVIDER_SPF_INCLUDES = {
-    "gmail": ("_spf.google.com",),
-    "outlook": ("spf.protection.outlook.com",),
-    "office365": ("spf.protection.outlook.com",),
-    "163": ("spf.163.com",),
-    "126": ("spf.163.com",),
-    "qq": ("spf.mail.qq.com",),
-    "yahoo": ("_spf.mail.yahoo.com",),
-    "icloud": ("icloud.com",),
-    "fastmail": ("spf.messagingengine.com",),
-    "zoho": ("zoho.com", "zoho.eu", "zoho.in"),
-    "ses": ("amazonses.com",),
-    "sendgrid": ("sendgrid.net",),
-    "mailgun": ("mailgun.org", "eu.mailgun.org"),
-}
 DMARC_ORDER = ("none", "quarantine", "reject")
 _STS_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
@@ -93,7 +76,10 @@ class DomainCheck:
             relay = self.config.relays.get(name)
             if relay is None:
                 continue
-            includes = PROVIDER_SPF_INCLUDES.get(relay.endpoint.provider or "", ())
+            # A provider's relay is covered by its documented include (providers.yaml), even though
+            # its submission host's address is not one of its sending addresses.
+            preset = preset_of(relay.endpoint)
+            includes = preset.spf_includes if preset else ()
             if any(i in tree.includes for i in includes):
                 continue
             addresses = await self.resolver.addresses(relay.endpoint.host_ascii)

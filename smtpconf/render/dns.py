@@ -20,7 +20,7 @@ import ipaddress
 from functools import lru_cache
 from typing import Iterator, NamedTuple
 
-from smtpconf.model import Account, Config, DomainPolicy, Endpoint, presets, to_ascii_host
+from smtpconf.model import Account, Config, DomainPolicy, Endpoint, preset_of, to_ascii_host
 from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.render.client_settings import ServerSettings, incoming, outgoing
 
@@ -37,20 +37,6 @@ SRV_SERVICE = {
     ("pop3", "tls"): "_pop3s", ("pop3", "starttls"): "_pop3", ("pop3", "none"): "_pop3",
 }
 _PRIORITY_BASE = {"tls": 0, "starttls": 10, "none": 20}
-
-# The SPF include each provider documents for mail it sends on a customer's behalf.
-SPF_INCLUDES = {
-    "gmail": "_spf.google.com",
-    "office365": "spf.protection.outlook.com",
-    "outlook": "spf.protection.outlook.com",
-    "ses": "amazonses.com",
-    "sendgrid": "sendgrid.net",
-    "mailgun": "mailgun.org",
-    "zoho": "zoho.com",
-    "163": "spf.163.com",
-    "qq": "spf.mail.qq.com",
-}
-
 
 class SrvRecord(NamedTuple):
     owner: str  # absolute: _submission._tcp.example.com.
@@ -152,27 +138,16 @@ def _ip_servers(accounts: list[Account]) -> list[str]:
 
 
 def spf_mechanism(endpoint: Endpoint) -> str:
-    """What an SPF record needs to authorize mail sent through ``endpoint``."""
-    return _spf_mechanism(endpoint.provider, endpoint.host_ascii)
-
-
-@lru_cache(maxsize=4096)
-def _spf_mechanism(provider: str | None, host: str) -> str:
-    provider = provider or _preset_for_host(host)
-    if provider in SPF_INCLUDES:
-        return f"include:{SPF_INCLUDES[provider]}"
+    """What an SPF record needs to authorize mail sent through ``endpoint``: the provider's
+    documented include (providers.yaml), else the server's own address."""
+    preset = preset_of(endpoint)
+    if preset is not None and preset.spf_includes:
+        return f"include:{preset.spf_includes[0]}"
+    host = endpoint.host_ascii
     if _is_ip(host):
         address = ipaddress.ip_address(host)
         return f"ip{address.version}:{address}"
     return f"a:{host.rstrip('.').lower()}"
-
-
-def _preset_for_host(host: str) -> str | None:
-    host = host.rstrip(".").lower()
-    if host.startswith("email-smtp.") and host.endswith(".amazonaws.com"):  # SES, one host per region
-        return "ses"
-    return next((name for name, preset in presets().items()
-                 if any(server.host == host for server in preset.smtp)), None)
 
 
 def _spf_sources(config: Config, domain: str, accounts: list[Account]) -> list[SpfSource]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from smtpconf.findings import Finding
+from smtpconf.findings import Finding, printable
 from smtpconf.rules import Rule
 
 _COLOURS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m"}
@@ -23,5 +23,8 @@ def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
     for f in findings:
         level = f"{_COLOURS[f.level]}{f.level}{_RESET}" if colour else f.level
         rule = f"{_DIM}[{f.rule}]{_RESET}" if colour else f"[{f.rule}]"
-        lines.append(f"{f.file}:{f.line}:{f.col}: {level} {rule} {f.message}")
+        # One finding, one line: nothing from the file under review may start another line or
+        # send escape sequences to the reviewer's terminal.
+        message = f.message if f.message.isprintable() else printable(f.message, len(f.message) * 6)
+        lines.append(f"{f.file}:{f.line}:{f.col}: {level} {rule} {message}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -20,11 +20,12 @@ reported at the second key; remove or rename one of them.
 """)
 
 declare("yaml-alias-limit", "error", """
-Aliases expand too often: the file looks like an alias bomb ("billion laughs").
+Aliases expand too far: the file looks like an alias bomb ("billion laughs").
 
-A small file whose anchors refer to each other can expand to billions of values and exhaust memory.
-smtpconf counts every alias use while reading and stops after 200. Write repeated values out, or
-use fewer levels of aliases.
+A small file whose anchors (or `<<` merge keys) refer to each other can expand to billions of
+values and exhaust memory. smtpconf counts the values it reads: without aliases a file has fewer
+values than characters, and aliases may add 100,000 more before reading stops. Nothing is expanded
+in memory to find out. Write repeated values out, or use fewer levels of aliases.
 """)
 
 declare("yaml-octal", "error", """
