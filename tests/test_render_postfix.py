@@ -103,16 +103,19 @@ def test_main_cf_is_sorted_name_value_lines(mixed: dict[str, str]) -> None:
     assert main["relayhost"] == "[smtp.gmail.com]:587"
     assert main["smtp_sasl_auth_enable"] == "yes"
     assert main["smtp_sasl_password_maps"] == "hash:/etc/postfix/smtpconf/sasl_passwd"
-    assert main["smtp_sasl_security_options"] == "noanonymous"
+    # Outside TLS no PLAIN/LOGIN: a stripped STARTTLS never gets the password (only TLS relays here).
+    assert main["smtp_sasl_security_options"] == "noplaintext, noanonymous"
     assert main["smtp_sasl_tls_security_options"] == "noanonymous"
     assert main["smtp_tls_security_level"] == "verify"
     assert main["smtp_tls_policy_maps"] == "hash:/etc/postfix/smtpconf/tls_policy"
     assert main["sender_dependent_relayhost_maps"] == "hash:/etc/postfix/smtpconf/sender_relay"
     assert main["smtp_sender_dependent_authentication"] == "yes"
     assert main["smtp_generic_maps"] == "hash:/etc/postfix/smtpconf/generic"
-    # The lab relay's private CA, plus the system CAs for Gmail and SES.
+    # The lab relay's private CA, plus the system CAs for Gmail and SES, named explicitly rather
+    # than relying on the distribution's main.cf or OpenSSL's compiled-in defaults.
     assert main["smtp_tls_CAfile"] == "/etc/postfix/smtpconf/ca_bundle.pem"
-    assert main["tls_append_default_CA"] == "yes"
+    assert main["smtp_tls_CApath"] == "/etc/ssl/certs"
+    assert main["tls_append_default_CA"] == "no"
     assert "BEGIN CERTIFICATE" in mixed["postfix/web/ca_bundle.pem"]
 
 
@@ -160,10 +163,53 @@ def test_implicit_tls_default_relay_sets_wrappermode(tmp_path: Path, monkeypatch
     assert main["sender_dependent_relayhost_maps"] == ""
     assert main["smtp_sender_dependent_authentication"] == "no"
     assert main["smtp_generic_maps"] == ""
+    # No private CA: the public 163.com relay is verified against the system CAs in CApath.
     assert main["smtp_tls_CAfile"] == "" and main["tls_append_default_CA"] == "no"
+    assert main["smtp_tls_CApath"] == "/etc/ssl/certs"
     assert not [line for line in out["postfix/batch/master.cf"].splitlines() if not line.startswith("#")]
     assert "postfix/batch/ca_bundle.pem" not in out
     assert table(out["postfix/batch/sasl_passwd"]) == {"[smtp.163.com]:465": "alerts@163.com:auth-code"}
+
+
+def test_private_ca_only_group_trusts_only_its_ca(tmp_path: Path) -> None:
+    config = load(tmp_path, "version: 1\nrelays:\n  lab:\n    host: smtp.lab.example.test\n    port: 2587\n"
+                            "    security: starttls\n    ca_file: lab-ca.pem\nfleet:\n  lab:\n    relay: lab\n")
+    main = settings(files(config)["postfix/lab/main.cf"])
+    assert main["smtp_tls_CAfile"] == "/etc/postfix/smtpconf/ca_bundle.pem"
+    assert main["smtp_tls_CApath"] == "" and main["tls_append_default_CA"] == "no"
+
+
+PLAIN_RELAY = """\
+version: 1
+relays:
+  hub: {host: smtp.example.com, port: 587, security: starttls, username: app, password: {env: T_HUB}}
+  lan: {host: mx.lab.example.test, port: 25, security: none, username: lanuser, password: {env: T_LAN}}
+fleet:
+  web:
+    relay: hub
+    tls_level: may
+"""
+
+
+def test_sasl_outside_tls_is_refused_unless_a_relay_is_plaintext_by_design(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_HUB", "hub-pass")
+    monkeypatch.setenv("T_LAN", "lan-pass")
+    path = tmp_path / "smtpconf.yaml"
+    # tls_level may with a STARTTLS relay: a stripped STARTTLS must not get the password.
+    path.write_text(PLAIN_RELAY)
+    main = settings(files(lint_path(path).config)["postfix/web/main.cf"])  # type: ignore[arg-type]
+    assert main["smtp_sasl_security_options"] == "noplaintext, noanonymous"
+    # A relay declared `security: none` that authenticates can only work with plaintext AUTH.
+    path.write_text(PLAIN_RELAY + "    sender_relays: {billing@example.com: lan}\n")
+    main = settings(files(lint_path(path).config)["postfix/web/main.cf"])  # type: ignore[arg-type]
+    assert main["smtp_sasl_security_options"] == "noanonymous"
+    assert main["smtp_sasl_tls_security_options"] == "noanonymous"
+    # Unused, or without a credential, the plaintext relay changes nothing.
+    path.write_text(PLAIN_RELAY.replace(", username: lanuser, password: {env: T_LAN}", "")
+                    + "    sender_relays: {billing@example.com: lan}\n")
+    main = settings(files(lint_path(path).config)["postfix/web/main.cf"])  # type: ignore[arg-type]
+    assert main["smtp_sasl_security_options"] == "noplaintext, noanonymous"
 
 
 def test_rewrite_sender_maps_the_hosts_own_names(mixed: dict[str, str]) -> None:

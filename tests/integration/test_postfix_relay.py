@@ -7,7 +7,9 @@ relays are aiosmtpd "providers" on loopback that require AUTH and record who aut
 * ``billing``   implicit TLS ("465"), a sender relay: the two kinds mixed need transports;
 * ``badpass``   the mailhub server again, with a wrong password, as a sender relay: sender-
                 dependent authentication must pick this credential and the server refuses it;
-* ``wrongname`` STARTTLS with a certificate for another name, as a sender relay.
+* ``wrongname`` STARTTLS with a certificate for another name, as a sender relay;
+* ``public``    STARTTLS without ``ca_file`` (verified against the system CAs, like Gmail), its
+                certificate from a CA the system does not trust, as a sender relay.
 
 Relay hosts are ``localhost``, not ``127.0.0.1``: with ``tls_level: verify`` Postfix matches the
 relay's host *name* against the certificate's DNS names (smtp_tls_verify_cert_match = hostname);
@@ -73,6 +75,12 @@ relays:
     ca_file: {ca}
     username: {mailhub_user}
     password: {{env: SMTPCONF_TEST_MAILHUB}}
+  public:
+    host: localhost
+    port: {public_port}
+    security: starttls
+    username: {mailhub_user}
+    password: {{env: SMTPCONF_TEST_MAILHUB}}
 fleet:
   web:
     hosts: [{local_host}]
@@ -81,6 +89,7 @@ fleet:
       billing@example.test: billing
       "@badpass.example.test": badpass
       "@wrongname.example.test": wrongname
+      "@public.example.test": public
     rewrite_sender: ops@example.test
     tls_level: verify
 """
@@ -91,6 +100,8 @@ class Lab(NamedTuple):
     mailhub: Provider
     billing: Provider
     wrongname: Provider
+    public: Provider
+    public_ca: TestCA  # the public relay's CA, in no system trust store
     rendered: Path  # postfix/web/ of the render
     render_output: str  # everything smtpconf printed
 
@@ -131,10 +142,14 @@ def lab(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         wrongname = stack.enter_context(Provider(
             "starttls", users={MAILHUB_USER: MAILHUB_PASSWORD},
             ssl_context=test_ca.issue(["smtp.other-name.example.test"])))
+        public_ca = stack.enter_context(TestCA(work / "public-ca"))
+        public = stack.enter_context(Provider(
+            "starttls", users={MAILHUB_USER: MAILHUB_PASSWORD}, ssl_context=public_ca.issue(["localhost"])))
         (work / "billing.secret").write_text(BILLING_PASSWORD + "\n")
         config = work / "smtpconf.yaml"
         config.write_text(CONFIG.format(
             mailhub_port=mailhub.port, billing_port=billing.port, wrongname_port=wrongname.port,
+            public_port=public.port,
             ca=test_ca.ca_pem_path, mailhub_user=MAILHUB_USER, billing_user=BILLING_USER,
             wrong=WRONG_PASSWORD, local_host=LOCAL_HOST))
         pf = PostfixInstance()  # not started yet: settings go in first, as on a fresh host
@@ -143,7 +158,7 @@ def lab(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         output = _render(config, work / "out", map_dir)
         rendered = work / "out" / "postfix" / "web"
         _apply(pf, rendered, map_dir)
-        yield Lab(pf, mailhub, billing, wrongname, rendered, output)
+        yield Lab(pf, mailhub, billing, wrongname, public, public_ca, rendered, output)
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +242,42 @@ def test_wrong_password_defers_with_the_servers_auth_error(running: Lab) -> None
     assert not _delivered(running.mailhub, "app@badpass.example.test", before)
     assert WRONG_PASSWORD not in pf.log_text()
     assert queue_id in pf.queue_ids()
+
+
+def test_password_never_leaves_outside_tls(lab: Lab) -> None:
+    # AUTH PLAIN/LOGIN only inside TLS: a relay whose STARTTLS is stripped gets no password.
+    assert lab.postfix.get("smtp_sasl_security_options") == "noplaintext, noanonymous"
+    assert lab.postfix.get("smtp_sasl_tls_security_options") == "noanonymous"
+
+
+def test_relay_without_ca_file_is_verified_against_the_ca_path(running: Lab) -> None:
+    """The group mixes private-CA relays and a "public" one: CAfile and CApath together, set
+    explicitly (the delivery tests above show the private CA still verifies)."""
+    pf = running.postfix
+    assert pf.get("smtp_tls_CApath") == "/etc/ssl/certs"
+    assert pf.get("tls_append_default_CA") == "no"
+    mark = pf.log_size()
+    queue_id = pf.inject("alerts@public.example.test", RCPT)
+    line = pf.wait_log(rf"{queue_id}: to=<{RCPT}>.*status=deferred.*", since=mark).group(0)
+    # Its CA is in no trust store: refused before AUTH, and not vouched for by the private CA.
+    assert "Server certificate not verified" in line, line
+    assert list(running.public.auth_attempts) == []
+    # With that CA in the CApath (a copy of the rendered setting pointing at a test directory),
+    # the same queued message is delivered: Postfix consults smtp_tls_CApath for this relay.
+    # The instance directory (0755): smtp(8) reads CApath after dropping privileges to postfix.
+    ca_dir = pf.base_dir / "capath"
+    ca_dir.mkdir(mode=0o755)
+    shutil.copy(running.public_ca.ca_pem_path, ca_dir / "public-ca.pem")
+    (ca_dir / "public-ca.pem").chmod(0o644)
+    subprocess.run(["openssl", "rehash", str(ca_dir)], check=True, capture_output=True)
+    pf.postconf(f"smtp_tls_CApath = {ca_dir}")
+    try:
+        pf.reload()
+        mark = pf.log_size()
+        pf.flush()
+        pf.wait_log(rf"{queue_id}: to=<{RCPT}>.*relay=localhost\[127\.0\.0\.1\]:{running.public.port}"
+                    rf".*status=sent", since=mark)
+        assert (MAILHUB_USER, True) in list(running.public.auth_attempts)
+    finally:
+        pf.postconf("smtp_tls_CApath = /etc/ssl/certs")
+        pf.reload()
