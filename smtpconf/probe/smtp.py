@@ -29,15 +29,17 @@ class Problem(NamedTuple):
 
 
 class _Stop(Exception):
-    """A problem that ends the dialogue."""
+    """A problem that ends the dialogue. ``in_step``: the server answered a command and still
+    waits for the next one, so a QUIT is polite (not after a failed handshake or a broken reply)."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, *, in_step: bool = False) -> None:
         self.problem = problem
+        self.in_step = in_step
 
 
 class _Session:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str) -> None:
+        self.reader, self.writer, self.where = reader, writer, where
 
     async def reply(self) -> tuple[int, list[str]]:
         lines: list[str] = []
@@ -64,7 +66,9 @@ class _Session:
         host = sockname[0]
         code, lines = await self.command(f"EHLO [{'IPv6:' if ':' in host else ''}{host}]")
         if code != 250:
-            return {}
+            # Without EHLO there is no capability list: "offers nothing" would blame STARTTLS.
+            raise _Stop(Problem("probe-unreachable", f"{self.where}: the server refused EHLO: {code} "
+                                                     f"{' '.join(lines)}"), in_step=True)
         return {words.split(" ", 1)[0].upper(): (words.split(" ", 1) + [""])[1] for words in lines[1:]}
 
 
@@ -77,6 +81,7 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
     sock: socket.socket | None = None
     started = time.monotonic()
     found: list[Problem] = []  # problems that do not stop the dialogue (auth-before-tls, cert-expiring)
+    polite = False  # QUIT only when the server waits for a command; otherwise hang up at once
     try:
         async with asyncio.timeout(timeout):
             sock = await _connect(endpoint, addresses, where)
@@ -84,10 +89,12 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
                 state["phase"] = "TLS handshake"
                 session, found = await _open_tls(endpoint, sock, where)
             else:
-                session = _Session(*await asyncio.open_connection(sock=sock))
+                session = _Session(*await asyncio.open_connection(sock=sock), where)
             await _dialogue(endpoint, session, where, state, started, timeout, found)
+            polite = True
             return found
     except _Stop as stop:
+        polite = stop.in_step
         return found + [stop.problem]
     except TimeoutError:
         return found + [Problem("probe-timeout", _timeout_message(state["phase"], where, timeout))]
@@ -96,8 +103,12 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
         return found + [Problem("probe-unreachable", f"{where}: connection failed during {state['phase']}: "
                                              f"{_describe(exc)}")]
     finally:
-        if session is not None:
+        # After a timeout or a broken dialogue, a QUIT would only wait for a server that does not
+        # answer, holding the probe's concurrency slot: abort instead.
+        if session is not None and polite:
             await _close(session)
+        elif session is not None:
+            session.writer.transport.abort()
         elif sock is not None:
             sock.close()
 
@@ -137,20 +148,23 @@ async def _dialogue(endpoint: Endpoint, session: _Session, where: str, state: di
     state["phase"] = "greeting"
     code, lines = await _greeting(endpoint, session, where, started, timeout)
     if code != 220:
-        raise _Stop(Problem("probe-unreachable", f"{where}: the server refuses service: {code} {' '.join(lines)}"))
+        raise _Stop(Problem("probe-unreachable", f"{where}: the server refuses service: {code} {' '.join(lines)}"),
+                    in_step=True)
     state["phase"] = "EHLO"
     caps = await session.ehlo()
     if endpoint.security == "starttls":
         if "STARTTLS" not in caps:
             raise _Stop(Problem("starttls-not-offered", f"{where} does not offer STARTTLS after EHLO "
-                                                        f"(it offers: {', '.join(sorted(caps)) or 'nothing'})"))
+                                                        f"(it offers: {', '.join(sorted(caps)) or 'nothing'})"),
+                        in_step=True)
         if "AUTH" in caps:
             problems.append(Problem("auth-before-tls", f"{where} offers AUTH {caps['AUTH']} before STARTTLS, "
                                                        "in plaintext"))
         state["phase"] = "STARTTLS"
         code, lines = await session.command("STARTTLS")
         if code != 220:
-            raise _Stop(Problem("tls-handshake-failed", f"{where} refused STARTTLS: {code} {' '.join(lines)}"))
+            raise _Stop(Problem("tls-handshake-failed", f"{where} refused STARTTLS: {code} {' '.join(lines)}"),
+                        in_step=True)
         state["phase"] = "TLS handshake"
         problems += await _start_tls(endpoint, session, where)
         state["phase"] = "EHLO after STARTTLS"
@@ -235,7 +249,7 @@ async def _open_tls(endpoint: Endpoint, sock: socket.socket, where: str) -> tupl
                 "security: tls (implicit TLS): use security: starttls, or the provider's implicit-TLS "
                 "port"))) from None
         raise _Stop(Problem("tls-handshake-failed", f"{where}: TLS handshake failed: {_describe(exc)}")) from None
-    return _Session(reader, writer), _verified(endpoint, writer, where)
+    return _Session(reader, writer, where), _verified(endpoint, writer, where)
 
 
 async def _start_tls(endpoint: Endpoint, session: _Session, where: str) -> list[Problem]:

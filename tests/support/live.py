@@ -56,3 +56,69 @@ def rules_by_key(text: str, findings: list[dict[str, Any]]) -> dict[str, list[st
         assert name is not None, f"finding not at a relay or domain line: {finding}"
         by_key[name].append(finding["rule"])
     return by_key
+
+
+class ScriptedServer:
+    """A tiny line-by-line SMTP server on loopback for the replies aiosmtpd will not give: a 554
+    greeting, a refused EHLO, a hang-up at MAIL FROM. ``replies`` maps a command verb (upper
+    case) to the reply text, or to None to close the connection instead of answering; other
+    verbs get ``250 OK``. Every command line received is kept in :attr:`received`."""
+
+    def __init__(self, greeting: str = "220 scripted.test ESMTP", replies: dict[str, str | None] | None = None,
+                 *, host: str = "127.0.0.1") -> None:
+        import socket
+        import threading
+
+        self.greeting, self.replies = greeting, {"QUIT": "221 bye", **(replies or {})}
+        self.received: list[str] = []
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listener.bind((host, 0))
+        self._listener.listen(16)
+        self.port = int(self._listener.getsockname()[1])
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: Any) -> None:
+        try:
+            with conn, conn.makefile("rb") as lines:
+                conn.sendall(self.greeting.encode() + b"\r\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    self.received.append(line)
+                    verb = line.split(" ", 1)[0].upper()
+                    reply = self.replies.get(verb, "250 OK")
+                    if reply is None:
+                        return
+                    conn.sendall(reply.encode() + b"\r\n")
+                    if verb == "QUIT":
+                        return
+        except OSError:
+            pass
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import socket
+
+        # shutdown() wakes the threads blocked in accept() and recv(); close() alone would not.
+        for sock in (self._listener, *self._conns):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._thread.join(5)
