@@ -50,3 +50,20 @@ def test_the_same_address_twice_is_reported_at_the_second(tmp_path: Path) -> Non
         """)
     assert rules_at(result.findings) == [(6, "duplicate-account")]
     assert "line 4" in result.findings[0].message
+
+
+def test_addresses_and_punycode_must_be_real(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, """
+        version: 1
+        relays:
+          a: {host: "::1"}
+          b: {host: 192.0.2.10}
+          c: {host: xn--mnchen-3ya.example}
+          d: {host: "::::"}
+          e: {host: 1.2.3.999}
+          f: {host: xn--zz.example}
+        """)
+    assert rules_at(result.findings) == [(7, "schema"), (8, "schema"), (9, "schema")]
+    assert [f.message for f in result.findings] == [
+        "`host`: not a valid IPv6 address", "`host`: not a valid IPv4 address",
+        "`host`: not a valid internationalized host name (IDNA): check each label"]

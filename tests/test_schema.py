@@ -43,6 +43,12 @@ def mutants() -> list[tuple[str, Any]]:
         "host-ipv6": "::1",
         "host-nul": "smtp\x00.example.com",
         "host-u2028": "smtp.example.com\u2028x",
+        "host-option": "-oProxyCommand=x",
+        "host-empty-label": "a..example.com",
+        "host-dash-end": "a-.example.com",
+        "host-bidi": "smtp.exa\u202emple.com",
+        "host-idn-dash": "-ü.example.com",
+        "host-bracketed": "[::1]",
     }
     for name, host in bad_values.items():
         variant(name, lambda d, h=host: d["relays"]["lab"].__setitem__("host", h))
@@ -64,6 +70,9 @@ def mutants() -> list[tuple[str, Any]]:
     variant("email-newline", lambda d: d["accounts"][0].__setitem__("email", "a@example.com\nBcc: x"))
     variant("email-unicode", lambda d: d["accounts"][0].__setitem__("email", "小明@例子.中国"))
     variant("name-newline", lambda d: d["accounts"][0].__setitem__("name", "A\nB"))
+    variant("name-nel", lambda d: d["accounts"][0].__setitem__("name", "A\x85B"))
+    variant("name-xml-forbidden", lambda d: d["accounts"][0].__setitem__("name", "A\ufffeB"))
+    variant("username-bidi", lambda d: d["relays"]["lab"].__setitem__("username", "ops\u202e"))
     variant("tls-level-bogus", lambda d: d["fleet"]["web"].__setitem__("tls_level", "strict"))
     variant("version-2", lambda d: d.__setitem__("version", 2))
     variant("hosts-duplicate", lambda d: d["fleet"]["web"].__setitem__("hosts", ["a", "a"]))

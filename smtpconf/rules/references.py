@@ -23,7 +23,7 @@ message suggests the closest defined name.
 
 
 def check_references(doc: Document) -> list[Finding]:
-    from smtpconf.model import presets, to_ascii_host
+    from smtpconf.model import presets
 
     data: dict[str, Any] = doc.data
     relay_names = set(data.get("relays") or {})
@@ -61,12 +61,39 @@ def check_references(doc: Document) -> list[Finding]:
             refer(relay, ("domains", domain, "relays", index), "relay", relay_names)
 
     for path, host in _hosts(data):
-        try:
-            to_ascii_host(host)
-        except UnicodeError:
-            findings.append(doc.finding(path, "error", "schema",
-                                        "not a valid internationalized host name (IDNA): check each label"))
+        problem = host_problem(host)
+        if problem:
+            findings.append(doc.finding(path, "error", "schema", f"`{path[-1]}`: {problem}"))
     return findings
+
+
+def host_problem(host: str) -> str | None:
+    """What the schema's pattern cannot say about a host name or address: whether an IP address is
+    one, and whether IDN and punycode labels convert (IDNA)."""
+    import ipaddress
+
+    from smtpconf.model import to_ascii_host
+
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "not a valid IPv6 address"
+        return None
+    labels = host.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return "not a valid IPv4 address"
+        return None
+    try:
+        for label in to_ascii_host(host).rstrip(".").split("."):
+            if label[:4].lower() == "xn--":
+                label.encode("ascii").decode("idna")  # punycode that does not decode is no name
+    except UnicodeError:
+        return "not a valid internationalized host name (IDNA): check each label"
+    return None
 
 
 def _hosts(data: dict[str, Any]) -> Iterator[tuple[JsonPath, str]]:
