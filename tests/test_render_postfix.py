@@ -378,3 +378,24 @@ def test_all_targets_leave_a_group_without_its_secrets_to_ansible(tmp_path: Path
                           capture_output=True, text=True, env=env)
     assert done.returncode == 2 and "vault_relay_password" in done.stderr
     assert not (tmp_path / "only").exists()
+
+
+@pytest.mark.parametrize("all_targets", [True, False])
+def test_each_command_secret_runs_once_per_render(tmp_path: Path, all_targets: bool) -> None:
+    # A command secret may be `pass show` or `gpg -d`: running it twice means two passphrase prompts.
+    counter = tmp_path / "runs"
+    command = f"echo x >> {counter}; printf shared-pass"
+    path = tmp_path / "smtpconf.yaml"
+    path.write_text(
+        "version: 1\n"
+        "relays:\n"
+        f"  shared: {{host: smtp.example.com, username: u, password: {{command: {json.dumps(command)}}}}}\n"
+        "fleet:\n"
+        "  web: {relay: shared}\n"
+        "  db: {relay: shared}\n", encoding="utf-8")
+    config = lint_path(path).config
+    assert config is not None
+    out = render(config, ["postfix"], {"all_targets": all_targets})
+    assert {f.path for f in out if f.path.endswith("sasl_passwd")} == {"postfix/web/sasl_passwd",
+                                                                       "postfix/db/sasl_passwd"}
+    assert counter.read_text().splitlines() == ["x"]

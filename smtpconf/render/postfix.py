@@ -99,21 +99,26 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     config = ctx.config
     defaults = role_defaults(map_dir=_map_dir(ctx), map_type=_map_type(ctx))
     groups = [config.fleet[name] for name in sorted(config.fleet)]
-    # Resolve every secret first: a render that cannot write some sasl_passwd writes nothing.
-    # As part of a render of all targets, a group whose secrets are not here (a vault variable, a
-    # secret file that exists only on the servers) is left to the ansible target instead.
+    # Resolve every secret first, each relay's once (a command secret may prompt for a GPG
+    # passphrase): a render that cannot write some sasl_passwd writes nothing. As part of a render
+    # of all targets, a group whose secrets are not here (a vault variable, a secret file that
+    # exists only on the servers) is left to the ansible target instead.
+    resolved, problems = _resolve_secrets(config, groups)
     if ctx.options.get("all_targets"):
         complete = []
         for group in groups:
-            try:
-                _resolve_secrets(config, [group])
-                complete.append(group)
-            except RenderError as exc:
+            missing = [problems[r.name] for r in sorted(group_relays(config, group), key=lambda r: r.name)
+                       if r.name in problems]
+            if missing:
                 ctx.notes.append(f"postfix files for fleet group '{group.name}' were not written, because "
                                  f"its secrets are not available here (the ansible target covers it): "
-                                 + "; ".join(line.strip() for line in str(exc).splitlines()[1:]))
+                                 + "; ".join(missing))
+            else:
+                complete.append(group)
         groups = complete
-    resolved = _resolve_secrets(config, groups)
+    elif problems:
+        raise RenderError("postfix: cannot write sasl_passwd, so nothing was written:\n  "
+                          + "\n  ".join(problems[name] for name in sorted(problems)))
     for group in groups:
         variables = {**defaults, **role_vars(config, group, resolved)}
         _check_values(group, variables)
@@ -142,40 +147,38 @@ def _map_type(ctx: RenderContext) -> str:
     return value
 
 
-def _resolve_secrets(config: Config, groups: list[FleetGroup]) -> dict[str, str]:
-    """The password of every authenticating relay the groups use, or a RenderError naming each
-    one that cannot be resolved here (by relay and reference, never a value)."""
+def _resolve_secrets(config: Config, groups: list[FleetGroup]) -> tuple[dict[str, str], dict[str, str]]:
+    """The password of every authenticating relay the groups use, each resolved once, and why
+    each one that cannot be resolved here cannot (by relay and reference, never a value); both
+    keyed by relay name."""
     from smtpconf.secrets import SecretError, resolve
 
     relays = {r.name: r for group in groups for r in group_relays(config, group)}
     resolved: dict[str, str] = {}
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     for name in sorted(relays):
         relay = relays[name]
         if relay.password is None:
             continue
         where = f"relay '{name}' password ({relay.password.describe()})"
         if relay.username is None:
-            problems.append(f"relay '{name}' has a password but no username (sasl-credential-incomplete)")
+            problems[name] = f"relay '{name}' has a password but no username (sasl-credential-incomplete)"
             continue
         if relay.password.kind == "vault":
-            problems.append(f"{where}: an Ansible vault variable is resolved only at deploy time; the "
-                            "ansible target covers it (render --only ansible)")
+            problems[name] = (f"{where}: an Ansible vault variable is resolved only at deploy time; the "
+                              "ansible target covers it (render --only ansible)")
             continue
         try:
             value = resolve(relay.password, config.doc.path.parent)
         except SecretError as exc:
-            problems.append(f"{where}: {exc}")
+            problems[name] = f"{where}: {exc}"
             continue
         trouble = _unusable(value)
         if trouble:
-            problems.append(f"{where}: {trouble}")
+            problems[name] = f"{where}: {trouble}"
             continue
         resolved[name] = value
-    if problems:
-        raise RenderError("postfix: cannot write sasl_passwd, so nothing was written:\n  "
-                          + "\n  ".join(problems))
-    return resolved
+    return resolved, problems
 
 
 def _check_values(group: FleetGroup, variables: Mapping[str, Any]) -> None:
