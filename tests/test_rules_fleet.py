@@ -61,3 +61,30 @@ def test_tls_required_from_a_plaintext_relay_is_relay_tls_conflict(tmp_path: Pat
     assert lint_fleet(tmp_path, """
       lab: {relay: open}
     """) == [(9, "relay-tls-conflict")]  # the group: tls_level is the default
+
+
+def test_hosts_in_one_group_each_pass(tmp_path: Path) -> None:
+    assert lint_fleet(tmp_path, """
+      web: {relay: submission, hosts: [web1.example.com, web2.example.com]}
+      db: {relay: submission, hosts: [db1.example.com]}
+      empty: {relay: submission, hosts: []}
+    """) == []
+
+
+def test_host_in_two_groups_is_fleet_host_duplicate(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, RELAYS + """
+      web:
+        relay: submission
+        hosts: [web1.example.com, shared.example.com]
+      db:
+        relay: submission
+        hosts:
+          - db1.example.com
+          - Shared.Example.com.
+    """)
+    dupes = [f for f in result.findings if f.rule == "fleet-host-duplicate"]
+    # At the second occurrence (the list item), naming both groups.
+    assert [(f.line, f.col, f.level) for f in dupes] == [(16, 9, "error")]
+    assert "'Shared.Example.com.'" in dupes[0].message
+    assert "fleet groups 'web' and 'db'" in dupes[0].message
+    assert [f.rule for f in result.findings] == ["fleet-host-duplicate"]

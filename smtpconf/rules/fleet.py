@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from smtpconf.model import Config, FleetGroup, Relay, tls_level_at_least
+from smtpconf.model import Config, FleetGroup, Relay, tls_level_at_least, to_ascii_host
 from smtpconf.rules import Hit, rule
 
 
@@ -75,3 +75,33 @@ def relay_tls_conflict(config: Config) -> Iterator[Hit]:
                 yield Hit(_level_path(group, config),
                           f"fleet group '{group.name}': tls_level {group.tls_level} requires TLS, but relay "
                           f"'{relay.name}' has security none")
+
+
+def _host_key(host: str) -> str:
+    try:
+        return to_ascii_host(host).rstrip(".").lower()
+    except UnicodeError:  # not a valid IDN: the schema reports it; compare it as written
+        return host.rstrip(".").lower()
+
+
+@rule("fleet-host-duplicate", "error")
+def fleet_host_duplicate(config: Config) -> Iterator[Hit]:
+    """A host is listed in two fleet groups.
+
+    Each fleet group is an Ansible group: for a host in two of them Ansible merges both groups'
+    variables (the later group's relay settings silently win), while the `postfix` target renders
+    a different configuration for each group — two answers for one host's Postfix. Put each host
+    in exactly one group; a host that needs another sender's relay gets it through
+    `sender_relays`. Host names are compared without case, trailing dot or IDN spelling.
+    """
+    first: dict[str, str] = {}
+    for group in config.fleet.values():
+        for index, host in enumerate(group.hosts):
+            key = _host_key(host)
+            if key not in first:
+                first[key] = group.name
+            elif first[key] != group.name:
+                yield Hit(group.path + ("hosts", index),
+                          f"host '{host}' is in fleet groups '{first[key]}' and '{group.name}': Ansible would "
+                          f"merge both groups' variables, and the postfix target renders a different "
+                          f"configuration for each")
