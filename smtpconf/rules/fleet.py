@@ -89,7 +89,7 @@ def fleet_host_duplicate(config: Config) -> Iterator[Hit]:
     """A host is listed in two fleet groups.
 
     Each fleet group is an Ansible group: for a host in two of them Ansible merges both groups'
-    variables (the later group's relay settings silently win), while the `postfix` target renders
+    variables (the group whose name sorts last silently wins), while the `postfix` target renders
     a different configuration for each group — two answers for one host's Postfix. Put each host
     in exactly one group; a host that needs another sender's relay gets it through
     `sender_relays`. Host names are compared without case, trailing dot or IDN spelling.
