@@ -20,11 +20,13 @@ import sys
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 from smtpconf.errors import UsageError
 from smtpconf.lint import lint_path
-from smtpconf.model import Config, Endpoint, SecretRef, presets
+from smtpconf.model import Config, Endpoint, SecretRef, preset_of
+
+T = TypeVar("T")
 
 
 class Target(NamedTuple):
@@ -88,10 +90,12 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
 
 def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path) -> None:
     ep = target.endpoint
-    password = _secret(target, base_dir)
-    if password is not None and ep.security == "none" and not args.allow_plaintext:
+    # Refused before the secret is resolved: a `command:` secret (a password manager) must not
+    # even run for a message that will not be sent.
+    if target.password is not None and ep.security == "none" and not args.allow_plaintext:
         raise fail("TLS", "refused: security is none, so the password would cross the network in plaintext; "
                           "use starttls (587) or tls (465), or pass --allow-plaintext if you really mean it")
+    password = _secret(target, base_dir)
     address = _resolve(ep, args)
     client = _connect(ep, address, args.timeout)
     try:
@@ -221,18 +225,38 @@ def _dialogue(client: smtplib.SMTP, target: Target, password: str | None, sender
         _auth(client, target, password)
     message = _message(sender, args.to, target)
     for name, call in (("MAIL FROM", lambda: client.mail(sender)), ("RCPT TO", lambda: client.rcpt(args.to))):
-        code, reply = call()
+        code, reply = _step(name, call)
         if code >= 400:
             raise fail(name, f"{code} {_text(reply)}" + _why_refused(name, code, password))
         step(name, True, f"{code} {_text(reply)}")
-    code, reply = client.data(message.as_bytes())
+    code, reply = _step("DATA", lambda: client.data(message.as_bytes()))
     if code >= 400:
         raise fail("DATA", f"{code} {_text(reply)}")
     step("DATA", True, f"{code} {_text(reply)}: delivered to the server; check {args.to}'s inbox (and spam folder)")
 
 
+def _step(name: str, call: Callable[[], T]) -> T:
+    """One SMTP command: smtplib raises for some refusals (a 554 to DATA) and for a server that
+    hangs up or stops answering; each is that step's FAIL line, never a traceback."""
+    try:
+        return call()
+    except smtplib.SMTPResponseException as exc:
+        raise fail(name, f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise fail(name, _lost(exc)) from None
+
+
+def _lost(exc: BaseException) -> str:
+    # smtplib reports a read timeout as SMTPServerDisconnected("... timed out").
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+        return "the server stopped answering (timed out)"
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError)):
+        return f"the server closed the connection ({exc or 'no reply'})"
+    return str(exc) or type(exc).__name__
+
+
 def _ehlo(client: smtplib.SMTP) -> None:
-    code, reply = client.ehlo()
+    code, reply = _step("EHLO", client.ehlo)
     if code != 250:
         raise fail("EHLO", f"{code} {_text(reply)}")
     step("EHLO", True, "offers " + (", ".join(sorted(client.esmtp_features)).upper() or "nothing"))
@@ -248,13 +272,15 @@ def _auth(client: smtplib.SMTP, target: Target, password: str) -> None:
         raise fail("AUTH", f"{exc.smtp_code} {_text(exc.smtp_error)}: the server refused user '{user}' with the "
                            f"password from {target.password.describe() if target.password else '?'}."
                            + _provider_hint(target)) from None
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise fail("AUTH", _lost(exc)) from None
     except smtplib.SMTPException as exc:
         raise fail("AUTH", f"{exc}{_provider_hint(target)}") from None
     step("AUTH", True, f"{code} {_text(reply)} as {user}")
 
 
 def _provider_hint(target: Target) -> str:
-    preset = presets().get(target.endpoint.provider or "")
+    preset = preset_of(target.endpoint)
     if preset is None:
         return " Check the username and password (and that this is the submission port)."
     return f" {preset.title}: {preset.note} ({preset.docs})"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import smtpconf
+from tests.support.live import ScriptedServer, smtpconf
 from tests.support.nsd import NsdServer, zone_text
 from tests.support.smtpserver import Provider, TestCA
 
@@ -91,6 +91,37 @@ def test_a_tls_server_on_a_starttls_port_fails_at_the_greeting(nsd: NsdServer, c
                         "--to", "ops@example.test", "--from", f"dev@{ZONE}", "--nameserver", f"127.0.0.1:{nsd.port}",
                         "--timeout", "1", env={"LAB_PASSWORD": PASSWORD})
     assert done.returncode == 1 and "try security: tls" in done.stdout, done.stdout
+
+
+def _plain_file(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "smtpconf.yaml"
+    path.write_text(f"version: 1\nrelays:\n  lab:\n    host: {HOST}\n    port: {port}\n    security: none\n")
+    return path
+
+
+@pytest.mark.parametrize("replies, failed, said", [
+    ({"DATA": "554 5.7.1 message refused"}, "DATA", "554 5.7.1 message refused"),
+    ({"MAIL": None}, "MAIL FROM", "closed the connection"),
+    ({"EHLO": None}, "EHLO", "closed the connection"),
+])
+def test_a_refusal_or_hang_up_after_connect_is_a_failed_step(replies: dict[str, str | None], failed: str, said: str,
+                                                             nsd: NsdServer, tmp_path: Path) -> None:
+    with ScriptedServer(replies=replies) as server:
+        done = send(_plain_file(tmp_path, server.port), nsd)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    fails = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 1 and fails[0].split(None, 1)[1].startswith(failed) and said in fails[0], done.stdout
+
+
+def test_plaintext_is_refused_before_the_secret_is_resolved(nsd: NsdServer, tmp_path: Path) -> None:
+    marker = tmp_path / "secret-command-ran"
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text(f"version: 1\nrelays:\n  lab:\n    host: {HOST}\n    port: 2525\n    security: none\n"
+                      f"    username: {USER}\n    password: {{command: \"touch {marker} && echo pw\"}}\n")
+    done = send(config, nsd)
+    assert done.returncode == 1 and "plaintext" in done.stdout, done.stdout + done.stderr
+    assert not marker.exists()
 
 
 def test_usage_errors_exit_2(nsd: NsdServer, tmp_path: Path) -> None:
