@@ -61,7 +61,9 @@ def expand(arguments: Iterable[str]) -> list[tuple[Path, str]]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            # Hidden directories (.git, .venv, .github...) hold other tools' YAML, not smtpconf files.
+            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts[:-1]))
             if not found:
                 raise FatalError(f"{argument}: directory has no .yaml or .yml files")
             paths.extend((p, str(p)) for p in found)

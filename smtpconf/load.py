@@ -196,6 +196,10 @@ def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
     problem = exc.problem or "invalid YAML"
     if "end of stream" in problem and exc.context_mark is not None:
         mark = exc.context_mark  # "unclosed quote": where it was opened, not the end of the file
+    if "another document" in problem:
+        line = mark.line + 1 if mark else 1
+        return Finding(file, line, mark.column + 1 if mark else 1, "error", "yaml-syntax",
+                       "an smtpconf file is one YAML document: remove this second document (`---`)")
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if mark is not None and text[mark.index : mark.index + 1] == "\t":
         problem += " (a tab: YAML indentation must use spaces)"

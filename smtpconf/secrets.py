@@ -32,6 +32,8 @@ def resolve(secret: SecretRef, base_dir: Path, *, timeout: float = 30.0) -> str:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise SecretError(f"secret file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SecretError(f"secret file {path} is not UTF-8 text") from None
     if secret.kind == "command":
         try:
             done = subprocess.run(secret.ref, shell=True, capture_output=True, timeout=timeout, cwd=base_dir,
@@ -42,6 +44,9 @@ def resolve(secret: SecretRef, base_dir: Path, *, timeout: float = 30.0) -> str:
             # stderr may help ("gpg: decryption failed") and is not the secret; stdout could be.
             reason = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
             raise SecretError(f"secret command exited {done.returncode}: {secret.ref}: {reason[0]}")
-        return done.stdout.decode("utf-8").rstrip("\r\n")
+        try:
+            return done.stdout.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise SecretError(f"secret command printed something that is not UTF-8 text: {secret.ref}") from None
     raise SecretError(f"vault variable {secret.ref} is resolved by Ansible at deploy time, not by smtpconf "
                       "(render --only ansible)")

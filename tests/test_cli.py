@@ -87,3 +87,12 @@ def test_lint_does_not_import_heavy_modules() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jinja2', 'dns', 'ansible', 'jsonschema')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_directory_is_linted_without_its_hidden_directories(tmp_path: Path) -> None:
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yaml").write_text("on: push\njobs: {}\n")
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "smtpconf.yaml").write_text("version: 1\n")
+    done = run("lint", str(tmp_path))
+    assert done.returncode == 0, done.stdout

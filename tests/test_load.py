@@ -128,3 +128,8 @@ def test_a_key_cannot_forge_an_output_line(tmp_path: Path) -> None:
     text = report(result.findings, all_rules())
     assert len(text.splitlines()) == len(result.findings) >= 1
     assert "\x1b" not in text and "[fake]" in text.splitlines()[0]
+
+
+def test_a_second_document_is_named(tmp_path: Path) -> None:
+    _, findings = load(write(tmp_path, "version: 1\n---\nversion: 1\n"))
+    assert [(f.line, f.rule) for f in findings] == [(2, "yaml-syntax")] and "second document" in findings[0].message

@@ -64,3 +64,11 @@ def test_github_annotations_escape_data_and_properties() -> None:
     assert lines[1] == ("::warning file=mail/smtpconf.yaml,line=3,col=1,title=smtpconf yaml-truthy::"
                         "100%25 sure, a: b,%0Asecond line")
     assert lines[2].startswith("::notice ")
+
+
+def test_sarif_uris_are_uri_references() -> None:
+    findings = [Finding("mail/my file#1.yaml", 1, 1, "error", "schema", "x"),
+                Finding("/srv/mail/smtpconf.yaml", 1, 1, "error", "schema", "y")]
+    results = json.loads(reporter("sarif")(findings, all_rules()))["runs"][0]["results"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results]
+    assert uris == ["mail/my%20file%231.yaml", "file:///srv/mail/smtpconf.yaml"]

@@ -27,11 +27,6 @@ def reporter(name: str) -> Reporter:
     return report
 
 
-FORMATS = ("text", "json", "sarif", "github")
-
-
 def summary(findings: list[Finding]) -> str:
     counts = {level: sum(f.level == level for f in findings) for level in ("error", "warning", "info")}
-    words = {"error": "error", "warning": "warning", "info": "info"}
-    return ", ".join(f"{n} {words[level]}{'s' if n != 1 and level != 'info' else ''}"
-                     for level, n in counts.items())
+    return ", ".join(f"{n} {level}{'s' if n != 1 and level != 'info' else ''}" for level, n in counts.items())

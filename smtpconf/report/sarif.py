@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import PurePath
+from pathlib import PurePath, PurePosixPath
+from urllib.parse import quote
 
 from smtpconf import __version__
 from smtpconf.findings import Finding
@@ -15,7 +16,10 @@ _INFO_URI = "https://github.com/smtpconf/smtpconf"
 
 def _uri(file: str) -> str:
     # SARIF wants a URI reference; GitHub resolves relative ones against the repository root.
-    return PurePath(file).as_posix().removeprefix("./")
+    path = PurePosixPath(PurePath(file).as_posix())
+    if path.is_absolute():
+        return path.as_uri()
+    return quote(path.as_posix().removeprefix("./"))
 
 
 def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
@@ -48,6 +52,7 @@ def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
+            "columnKind": "unicodeCodePoints",  # our columns count characters, not UTF-16 units
             "tool": {"driver": {"name": "smtpconf", "version": __version__, "informationUri": _INFO_URI,
                                 "rules": descriptors}},
             "results": results,

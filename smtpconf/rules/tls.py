@@ -9,8 +9,8 @@ from smtpconf.model import Config, endpoint_uses
 from smtpconf.rules import Hit, rule
 
 # RFC 8314 §3.3: 465 is implicit TLS; RFC 6409: 587 is submission with STARTTLS.
-_IMPLICIT_TLS_PORTS = {465: "465", 2465: "2465", 993: "993", 995: "995"}
-_STARTTLS_PORTS = {587: "587", 2587: "2587", 143: "143", 110: "110"}
+_IMPLICIT_TLS_PORTS = frozenset({465, 2465, 994, 993, 995})  # 994: NetEase's second SMTPS port
+_STARTTLS_PORTS = frozenset({587, 2587, 143, 110})
 
 
 @rule("tls-port-mismatch", "error")
