@@ -232,3 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `smtpconf ... | head`
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:  # a bug of ours, not the user's mistake: one line, and a way to see more
+        if os.environ.get("SMTPCONF_DEBUG"):
+            raise
+        print(f"smtpconf: internal error: {type(exc).__name__}: {exc} (please report it; SMTPCONF_DEBUG=1 "
+              "shows the traceback)", file=sys.stderr)
+        return EXIT_USAGE
