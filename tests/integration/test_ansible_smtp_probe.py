@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.gate import unavailable
+from tests.support.live import ScriptedServer
 from tests.support.smtpserver import LOOPBACK, Provider, Tarpit, TestCA, closed_port
 
 pytestmark = pytest.mark.integration
@@ -80,3 +81,41 @@ def test_each_failure_names_its_rule(case: str, rule: str | None, ca: TestCA, tm
                                 ca_pem=ca.ca_pem.decode())
     assert result.get("rule") == rule, result
     assert bool(result.get("failed")) == (rule is not None)
+
+
+@pytest.mark.parametrize("greeting, replies, said", [
+    ("554 5.7.1 go away", {}, "refuses service: 554 5.7.1 go away"),
+    ("220 scripted.test ESMTP", {"EHLO": "502 5.5.2 no EHLO here"}, "refused EHLO: 502 5.5.2 no EHLO here"),
+])
+def test_a_refusal_is_probe_unreachable(greeting: str, replies: dict[str, str | None], said: str,
+                                        tmp_path: Path) -> None:
+    with ScriptedServer(greeting, replies) as server:
+        result = run_module(tmp_path, host=LOOPBACK, port=server.port, security="starttls")
+    assert result.get("rule") == "probe-unreachable" and said in result["msg"], result
+
+
+def test_ehlo_on_ipv6_uses_the_ipv6_address_literal(tmp_path: Path) -> None:
+    try:
+        server = ScriptedServer(host="::1")
+    except OSError:
+        unavailable("no IPv6 loopback (::1) here")
+    with server:
+        result = run_module(tmp_path, host="::1", port=server.port, security="none", expect_auth=False)
+    assert not result.get("failed"), result
+    assert server.received[0] == "EHLO [IPv6:::1]", server.received
+
+
+def test_a_bad_ca_pem_is_cert_untrusted_and_unused_without_tls(ca: TestCA, tmp_path: Path) -> None:
+    with Provider("starttls", users=USERS, ssl_context=ca.issue([LOOPBACK])) as server:
+        result = run_module(tmp_path, host=LOOPBACK, port=server.port, security="starttls", ca_pem="not a certificate")
+    assert result.get("rule") == "cert-untrusted" and "ca_pem" in result["msg"], result
+    with Provider("plain", users=USERS) as server:
+        result = run_module(tmp_path, host=LOOPBACK, port=server.port, security="none", ca_pem="not a certificate")
+    assert not result.get("failed"), result
+
+
+def test_a_tls_server_on_a_starttls_port_is_named(ca: TestCA, tmp_path: Path) -> None:
+    with Provider("tls", users=USERS, ssl_context=ca.issue([LOOPBACK])) as server:
+        result = run_module(tmp_path, host=LOOPBACK, port=server.port, security="starttls",
+                            ca_pem=ca.ca_pem.decode())
+    assert result.get("rule") == "tls-handshake-failed" and "speaks implicit TLS" in result["msg"], result

@@ -5,6 +5,13 @@ Whether port 587 or 465 is reachable depends on where you stand: a probe from th
 proves nothing about a web server behind another firewall. This module runs on each fleet host and
 makes the same probe as ``smtpconf check`` (connect, greeting, EHLO, STARTTLS or implicit TLS,
 certificate verification, AUTH offered), with the same rule ids, never sending credentials.
+
+Like ``smtpconf check`` (smtpconf/probe/smtp.py), it names a mode mismatch both ways: a plaintext
+server on a ``tls`` port fails the handshake, and a server that stays silent on a ``starttls``/
+``none`` port for half the time limit is tried with a TLS handshake on a second connection; if that
+succeeds, it is an implicit-TLS server (``tls-handshake-failed``), not a tarpit. Unlike ``check``,
+``timeout`` bounds each network step, not the whole probe, and ``cert-expiring`` is not reported
+(``cert_not_after`` is returned instead).
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ description:
   - Connects to the relay, waits for the greeting, sends EHLO, upgrades with STARTTLS or speaks
     implicit TLS, verifies the certificate (system CA store or O(ca_pem)) and checks that AUTH is
     offered after TLS. Never sends credentials or mail. Changes nothing.
+  - A greeting other than 220 or a refused EHLO is C(probe-unreachable). A server that stays
+    silent on a C(starttls)/C(none) port but completes a TLS handshake is C(tls-handshake-failed)
+    (implicit TLS where STARTTLS was configured). An O(ca_pem) that is not a usable CA
+    certificate is C(cert-untrusted).
   - Fails with the smtpconf rule id (C(probe-unreachable), C(probe-timeout),
     C(starttls-not-offered), C(tls-handshake-failed), C(cert-untrusted), C(cert-hostname-mismatch),
     C(cert-expired), C(auth-not-offered)) in the message.
@@ -48,6 +59,7 @@ cert_not_after: {description: Certificate expiry (notAfter)., returned: with TLS
 
 import socket
 import ssl
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -80,9 +92,14 @@ class Session:
         self.sock.sendall(text.encode("ascii") + b"\r\n")
         return self.reply()
 
-    def ehlo(self):
-        code, lines = self.command("EHLO [%s]" % self.sock.getsockname()[0])
-        return {l.split(" ", 1)[0].upper(): (l.split(" ", 1) + [""])[1] for l in lines[1:]} if code == 250 else {}
+    def ehlo(self, where):
+        # An address literal is always a valid EHLO argument; IPv6 ones need the tag
+        # (RFC 5321 §4.1.3).
+        host = self.sock.getsockname()[0]
+        code, lines = self.command("EHLO [%s%s]" % ("IPv6:" if ":" in host else "", host))
+        if code != 250:
+            raise Problem("probe-unreachable", f"{where}: the server refused EHLO: {code} {' '.join(lines)}")
+        return {l.split(" ", 1)[0].upper(): (l.split(" ", 1) + [""])[1] for l in lines[1:]}
 
     def upgrade(self, context, host):
         self.file.close()
@@ -90,8 +107,51 @@ class Session:
         self.file = self.sock.makefile("rb")
 
 
-def context_for(ca_pem):
-    return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+def context_for(ca_pem, where):
+    try:
+        return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    except (ssl.SSLError, ValueError, TypeError) as exc:
+        raise Problem("cert-untrusted", f"{where}: ca_pem is not a usable PEM CA certificate "
+                                        f"({getattr(exc, 'reason', None) or exc})")
+
+
+def speaks_tls(host, port, timeout):
+    """Only to learn *whether* a silent server speaks TLS (a mode mismatch), never to trust it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=host):
+                return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def greeting(session, host, port, security, timeout, where):
+    """The greeting, waited for as long as ``timeout`` allows. On a plaintext port a server still
+    silent at half time gets a TLS handshake on a second connection (as smtpconf check does)."""
+    if security == "tls":
+        return session.reply()
+    deadline = time.monotonic() + timeout
+    session.sock.settimeout(timeout / 2)
+    try:
+        return session.reply()
+    except socket.timeout:
+        # A socket file that timed out refuses every later read: nothing was buffered yet, so a
+        # fresh one over the same socket is safe.
+        session.file = session.sock.makefile("rb")
+    if speaks_tls(host, port, max(0.1, deadline - time.monotonic())):
+        raise Problem("tls-handshake-failed", f"{where} speaks implicit TLS (no plaintext greeting; a TLS "
+                                              f"handshake succeeds), but security is {security}: use tls")
+    session.sock.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        return session.reply()
+    except socket.timeout:
+        raise Problem("probe-timeout", f"{where}: connected, but no SMTP greeting within {timeout:g}s (a "
+                                       "tarpit, a filtering firewall, or another security mode?)")
+    finally:
+        session.sock.settimeout(timeout)
 
 
 def cert_rule(exc):
@@ -114,12 +174,15 @@ def probe(host, port, security, ca_pem, expect_auth, timeout):
         raise Problem("probe-unreachable", f"{where}: {exc.strerror or exc} (check the firewall of this host)")
     session = Session(sock)
     try:
-        context = context_for(ca_pem)
+        # Built only when TLS is used: a ca_pem given for a plaintext relay is never parsed.
+        context = context_for(ca_pem, where) if security != "none" else None
         if security == "tls":
             session.upgrade(context, host)
-        code, lines = session.reply()
+        code, lines = greeting(session, host, port, security, timeout, where)
+        if code != 220:
+            raise Problem("probe-unreachable", f"{where}: the server refuses service: {code} {' '.join(lines)}")
         result["greeting"] = "%d %s" % (code, " ".join(lines))
-        caps = session.ehlo()
+        caps = session.ehlo(where)
         if security == "starttls":
             if "STARTTLS" not in caps:
                 raise Problem("starttls-not-offered", f"{where} does not offer STARTTLS")
@@ -127,7 +190,7 @@ def probe(host, port, security, ca_pem, expect_auth, timeout):
             if code != 220:
                 raise Problem("tls-handshake-failed", f"{where} refused STARTTLS: {code} {' '.join(lines)}")
             session.upgrade(context, host)
-            caps = session.ehlo()
+            caps = session.ehlo(where)
         if security != "none":
             result["tls_version"] = session.sock.version()
             result["cert_not_after"] = session.sock.getpeercert().get("notAfter")
