@@ -23,7 +23,7 @@ from tests.support import ansible_run
 from tests.support.gate import need_program, need_root
 from tests.support.postfix import PostfixInstance
 from tests.support.smtp_fixtures import PROVIDER_CERT_NAMES, PROVIDER_HOSTNAME, test_ca  # noqa: F401
-from tests.support.smtpserver import Provider, TestCA
+from tests.support.smtpserver import Provider, TestCA, closed_port
 
 pytestmark = pytest.mark.integration
 
@@ -214,6 +214,22 @@ def test_verify_tag_checks_the_applied_settings(deployment: Deployment, applied:
     assert "Probe each relay from this host" in result.output
     for relay in ("main", "billing"):
         assert f"(item={relay})" in result.output
+    for canary in deployment.canaries:
+        assert canary not in result.output
+
+
+def test_failing_probe_shows_no_password(deployment: Deployment, applied: Applied, tmp_path: Path) -> None:
+    """A failed probe prints its loop item (and -v prints every item): only relay names, never a relay's dict."""
+    relays = yaml.safe_load((deployment.ansible_dir / "group_vars" / f"{GROUP}.yml").read_text())["smtp_relay_relays"]
+    relays["billing"]["port"] = closed_port()  # nothing listens there: the probe must fail
+    variables = {**yaml.safe_load(deployment.vars_file.read_text()), "smtp_relay_relays": relays}
+    vars_file = tmp_path / "vars.yml"
+    vars_file.touch(mode=0o600)
+    vars_file.write_text(yaml.safe_dump(variables))
+    result = deployment.playbook("--tags", "verify", "-v", vars_file=vars_file)
+    assert result.returncode != 0, result.output
+    assert result.recap()["failed"] == 1, result.output
+    assert "(item=billing)" in result.output and "probe-unreachable" in result.output, result.output
     for canary in deployment.canaries:
         assert canary not in result.output
 
