@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import plistlib
 import uuid
 from pathlib import Path
@@ -9,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from smtpconf.errors import RenderError
+from smtpconf.lint import lint_path
+from smtpconf.render import render
+from smtpconf.render.escape import xml
 from tests.support.render import (
     ACCOUNTS_YAML, ALERTS_NAME, FILE_SECRET, IDN_DOMAIN, IDN_SMTP, MUENCHEN, SECRET_VALUES, render_ok, tree,
     write_config,
@@ -127,6 +132,48 @@ def test_account_without_incoming_server_gets_no_profile(tmp_path: Path) -> None
     manifest = render_ok(config, tmp_path / "out", "mobileconfig")
     assert [e["account"] for e in manifest["files"]] == ["human@corp.example"]
     assert not (tmp_path / "out/mobileconfig/robot@corp.example.mobileconfig").exists()
+    # Not silently: the render tells the user which account got nothing, and why.
+    notes: list[str] = []
+    lint = lint_path(config)
+    assert lint.config is not None
+    render(lint.config, ["mobileconfig"], {}, notes)
+    assert len(notes) == 1
+    assert "robot@corp.example" in notes[0] and "human@corp.example" not in notes[0]
+    assert "incoming" in notes[0]
+
+
+def test_skipped_accounts_are_one_bounded_note(tmp_path: Path) -> None:
+    accounts = "".join(f"  - {{email: robot{i}@corp.example, host: smtp.corp.example, port: 465}}\n"
+                       for i in range(25))
+    config = write_config(tmp_path, "version: 1\naccounts:\n" + accounts)
+    lint = lint_path(config)
+    assert lint.config is not None
+    notes: list[str] = []
+    assert render(lint.config, ["mobileconfig"], {}, notes) == []
+    assert len(notes) == 1 and "robot9@corp.example" in notes[0] and "and 15 more" in notes[0]
+    assert "robot10@corp.example" not in notes[0]
+
+
+@pytest.mark.parametrize("bad", ["\ufffe", "\uffff", "\ud800", "\x0b"])
+def test_characters_xml_cannot_hold_are_refused(tmp_path: Path, bad: str) -> None:
+    # The schema keeps these out of display names; this is the second line, before plistlib
+    # (which writes U+FFFE, U+FFFF and lone surrogates into an ill-formed plist).
+    with pytest.raises(ValueError, match=f"U\\+{ord(bad):04X} cannot be written in XML"):
+        xml(f"A{bad}B")
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - {email: human@corp.example, name: Human, host: smtp.corp.example, port: 465,
+             incoming: {host: imap.corp.example}}
+        """)
+    lint = lint_path(config)
+    assert lint.config is not None
+    account = dataclasses.replace(lint.config.accounts[0], name=f"Hu{bad}man")
+    broken = dataclasses.replace(lint.config, accounts=(account,))
+    for target in ("mobileconfig", "thunderbird", "autodiscover"):
+        with pytest.raises(RenderError, match=f"{target}: character U\\+{ord(bad):04X}"):
+            render(broken, [target])
+    assert xml("A & <b> \t\n 小明 \U0001f600") == "A &amp; &lt;b&gt; \t\n 小明 \U0001f600"
 
 
 def test_plaintext_relay_without_password(tmp_path: Path) -> None:
@@ -141,3 +188,15 @@ def test_plaintext_relay_without_password(tmp_path: Path) -> None:
     assert (mail["OutgoingMailServerUseSSL"], mail["OutgoingMailServerAuthentication"]) == (False, "EmailAuthNone")
     assert (mail["IncomingMailServerUseSSL"], mail["IncomingMailServerPortNumber"]) == (True, 143)
     assert mail["IncomingMailServerAuthentication"] == "EmailAuthPassword"
+
+
+def test_every_template_filter_is_used_by_a_template() -> None:
+    # escape.FILTERS is what templates/ may call; a filter nothing uses is dead weight there.
+    import re
+
+    from smtpconf.render.escape import FILTERS
+
+    root = Path(__file__).resolve().parents[1]
+    text = "".join(p.read_text(encoding="utf-8") for p in (root / "templates").rglob("*.j2"))
+    used = set(re.findall(r"\|\s*([A-Za-z_]+)", text))
+    assert set(FILTERS) <= used, set(FILTERS) - used

@@ -6,15 +6,30 @@ functions are the second line: they make any value safe for the syntax it lands 
 
 from __future__ import annotations
 
+import re
 import shlex
 from xml.sax.saxutils import escape as _xml_escape
 
 from smtpconf.model import SecretRef
 
+# Anything outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
+_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_chars(value: object) -> str:
+    """The text, if every character is one XML 1.0 can hold (its ``Char`` production: tab, line
+    feed, carriage return, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF); a ValueError otherwise.
+    No escape exists for the others (``&#xFFFE;`` is ill-formed too), so parsers reject the file."""
+    text = str(value)
+    bad = _NOT_XML_CHAR.search(text)
+    if bad:
+        raise ValueError(f"character U+{ord(bad.group()):04X} cannot be written in XML: {text!r}")
+    return text
+
 
 def xml(value: object) -> str:
     """Text or attribute content in XML (autoconfig, autodiscover)."""
-    return _xml_escape(str(value), {'"': "&quot;", "'": "&apos;"})
+    return _xml_escape(xml_chars(value), {'"': "&quot;", "'": "&apos;"})
 
 
 def shell(value: object) -> str:
@@ -78,6 +93,8 @@ def secret_command(secret: SecretRef | None) -> str | None:
     return None  # vault: resolved by Ansible only; inline: refused by lint, never written
 
 
+# The Jinja filters of templates/. postfix() and secret_command() are called from Python only
+# (the role's templates use built-in filters, so that Ansible renders the same bytes).
 FILTERS = {
     "xml": xml,
     "shell": shell,
@@ -86,6 +103,4 @@ FILTERS = {
     "muttrc_command": muttrc_command,
     "gitconfig": gitconfig,
     "zone": zone,
-    "postfix": postfix,
-    "secret_command": secret_command,
 }

@@ -6,7 +6,7 @@ uuid5 instead of drawn at random, so the same file renders the same bytes.
 
 No password is written: the device asks for it when the profile is installed. Apple's payload
 requires an incoming (IMAP or POP) server; an account without one gets no profile, because a device
-would refuse to install it.
+would refuse to install it, and the render says so in a note.
 """
 
 from __future__ import annotations
@@ -19,23 +19,48 @@ from typing import Any, Iterator
 from smtpconf.model import Account
 from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
+from smtpconf.render.escape import xml_chars
 
 TARGET = "mobileconfig"
 # Fixed namespace for uuid5: smtpconf's profile UUIDs are a function of the account alone.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://smtpconf.invalid/mobileconfig")
 ACCOUNT_TYPE = {"imap": "EmailTypeIMAP", "pop3": "EmailTypePOP"}
+NOTE_LIMIT = 10  # accounts named in the note about skipped accounts
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    skipped: list[str] = []
     for account in ctx.config.accounts:
         inbound = incoming(account)
         if inbound is None:
+            skipped.append(account.email)
             continue
         yield RenderedFile(
             f"{TARGET}/{safe_name(account.email)}.mobileconfig",
             plistlib.dumps(profile(account, inbound), fmt=plistlib.FMT_XML, sort_keys=True),
             TARGET, "account", account.email,
         )
+    if skipped:
+        # One note, not one per account: a large file must not bury the rest of the output.
+        names = ", ".join(skipped[:NOTE_LIMIT]) + (f" and {len(skipped) - NOTE_LIMIT} more"
+                                                    if len(skipped) > NOTE_LIMIT else "")
+        ctx.notes.append(f"no mobileconfig profile for {names}: Apple's mail payload needs an incoming "
+                         f"(IMAP or POP) server, and {'these accounts have' if len(skipped) > 1 else 'the account has'} "
+                         f"none (add `incoming:`)")
+
+
+def _check_xml_chars(value: object) -> None:
+    """A ValueError for any string a plist (XML) cannot hold. plistlib refuses only some of them
+    (control characters) and writes U+FFFE, U+FFFF and lone surrogates into an ill-formed file."""
+    if isinstance(value, str):
+        xml_chars(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_xml_chars(key)
+            _check_xml_chars(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_xml_chars(item)
 
 
 def _uses_tls(server: ServerSettings) -> bool:
@@ -72,6 +97,8 @@ def profile(account: Account, inbound: ServerSettings) -> dict[str, Any]:
         "PayloadType": "com.apple.mail.managed",
         "PayloadVersion": 1,
     }
+    # Every other string of the profile is made of these.
+    _check_xml_chars(mail)
     # The identifier names the account, so installing a newer profile for the same address replaces
     # the old one; the UUIDs follow the content, so a changed setting is a new profile version.
     identity = uuid.uuid5(NAMESPACE, "account:" + account.email.lower())
