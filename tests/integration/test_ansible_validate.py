@@ -60,6 +60,16 @@ def apply(tmp_path: Path, variables: dict[str, Any]) -> tuple[ansible_run.Run, P
     ({"smtp_relay_relay": "smtps", "smtp_relay_tls_level": "may"},
      "smtp_relay_relays.smtps uses implicit TLS (security: tls), which needs smtp_relay_tls_level encrypt"),
     ({"smtp_relay_tls_level": "strong"}, "smtp_relay_tls_level"),
+    # smtpconf's tls-level-unsupported: levels that need per-relay data (TLSA, fingerprints).
+    ({"smtp_relay_tls_level": "dane"}, "value of smtp_relay_tls_level must be one of: none, may, encrypt, verify, secure"),
+    ({"smtp_relay_tls_level": "fingerprint"}, "value of smtp_relay_tls_level must be one of"),
+    # smtpconf's relay-tls-conflict, for the default relay and for a sender relay.
+    ({"smtp_relay_relays": {**GOOD["smtp_relay_relays"], "open": {"host": "h", "port": 25, "security": "none"}},
+      "smtp_relay_relay": "open"},
+     "smtp_relay_relays.open has security: none, but smtp_relay_tls_level verify requires TLS"),
+    ({"smtp_relay_relays": {**GOOD["smtp_relay_relays"], "open": {"host": "h", "port": 25, "security": "none"}},
+      "smtp_relay_sender_relays": {"@lan.example.test": "open"}, "smtp_relay_tls_level": "encrypt"},
+     "smtp_relay_relays.open has security: none, but smtp_relay_tls_level encrypt requires TLS"),
     ({"smtp_relay_relays": None}, "smtp_relay_relays"),
 ])
 def test_bad_variables_fail_before_touching_the_host(tmp_path: Path, change: dict[str, Any], message: str) -> None:
@@ -71,3 +81,15 @@ def test_bad_variables_fail_before_touching_the_host(tmp_path: Path, change: dic
     assert " ".join(message.split()) in " ".join(result.output.split()), result.output
     assert not config_dir.exists()
     assert CANARY not in result.output
+
+
+def test_plaintext_relay_not_in_use_and_may_level_pass_validation(tmp_path: Path) -> None:
+    """relay-tls-conflict only concerns relays in use, and only levels that require TLS."""
+    relays = {**GOOD["smtp_relay_relays"], "open": {"host": "h", "port": 25, "security": "none"}}
+    for variables in ({**GOOD, "smtp_relay_relays": relays},  # "open" defined but unused
+                      {**GOOD, "smtp_relay_relays": {"open": relays["open"]}, "smtp_relay_relay": "open",
+                       "smtp_relay_tls_level": "may"}):
+        # The run goes on to the host (a config directory that does not exist) and fails there.
+        result, _ = apply(tmp_path, variables)
+        assert "has security: none" not in result.output, result.output
+        assert "Check that no relay in use is plaintext-only" in result.output, result.output
