@@ -82,3 +82,80 @@ def test_files_are_private_and_hold_no_secret_value(clients_out: Path) -> None:
     files = tree(clients_out / "neomutt")
     assert len(files) == 6 and {mode for _, mode in files.values()} == {0o600}
     assert_no_secret_values(clients_out / "neomutt")
+
+
+MIXED_TLS = """\
+version: 1
+accounts:
+  - email: {email}
+    host: smtp.corp.example
+    port: {smtp_port}
+    security: {smtp_security}
+    password: {{env: SMTPCONF_TEST_UNUSED}}
+    incoming: {{host: mail.corp.example, port: {in_port}, security: {in_security}, protocol: imap}}
+"""
+
+
+def _render_one(tmp_path: Path, **fields: object) -> tuple[dict[str, str], str, list[str], Path]:
+    from smtpconf.lint import lint_path
+    from smtpconf.render import render
+
+    email = "pat@corp.example"
+    source = tmp_path / "smtpconf.yaml"
+    source.write_text(MIXED_TLS.format(email=email, **fields), encoding="utf-8")
+    lint = lint_path(source)
+    assert lint.config is not None, lint.findings
+    notes: list[str] = []
+    (out,) = render(lint.config, ["neomutt"], {}, notes)
+    path = tmp_path / "neomutt" / f"{email}.muttrc"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(out.content)
+    rc, text = muttrc(tmp_path, email)
+    return rc, text, notes, path
+
+
+def _neomutt_query(path: Path, home: Path, name: str) -> str:
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    program = shutil.which("neomutt")
+    if program is None:
+        pytest.skip("neomutt is not installed")
+    done = subprocess.run([program, "-n", "-F", str(path), "-Q", name], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, env={"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "dumb"})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().removeprefix(f"set {name} = ")
+
+
+def test_starttls_smtp_with_plaintext_incoming_still_forces_tls(tmp_path: Path) -> None:
+    # Not forcing TLS (globally, in neomutt) would let anyone who strips STARTTLS read the SMTP
+    # password; forcing it makes the plaintext IMAP server unreachable, so that one is left out.
+    rc, text, notes, path = _render_one(tmp_path, smtp_port=587, smtp_security="starttls", in_port=143,
+                                        in_security="none")
+    assert (rc["ssl_force_tls"], rc["ssl_starttls"]) == ("yes", "yes")
+    assert rc["smtp_url"] == "smtp://pat%40corp.example@smtp.corp.example:587/"
+    assert not {"folder", "spoolfile", "imap_user", "imap_pass"} & set(rc)
+    assert "mail.corp.example:143 (imap, security none) is left out" in text and "global" in text
+    assert len(notes) == 1 and "pat@corp.example" in notes[0] and "global" in notes[0]
+    # What real neomutt makes of the file.
+    assert _neomutt_query(path, tmp_path, "ssl_force_tls") == "yes"
+    assert _neomutt_query(path, tmp_path, "ssl_starttls") == "yes"
+
+
+def test_plaintext_smtp_with_starttls_incoming_leaves_the_incoming_server_out(tmp_path: Path) -> None:
+    # The other way round: TLS cannot be forced (SMTP has none), so a STARTTLS IMAP server's
+    # password would be exposed to a STARTTLS stripper: that server is left out too.
+    rc, text, notes, _ = _render_one(tmp_path, smtp_port=25, smtp_security="none", in_port=143,
+                                     in_security="starttls")
+    assert (rc["ssl_force_tls"], rc["ssl_starttls"]) == ("no", "no")
+    assert "folder" not in rc and "is left out" in text and len(notes) == 1
+
+
+def test_implicit_tls_on_either_side_needs_nothing_left_out(tmp_path: Path) -> None:
+    # smtps:// and imaps:// are TLS from the first byte: not forcing TLS cannot downgrade them.
+    rc, _, notes, _ = _render_one(tmp_path, smtp_port=465, smtp_security="tls", in_port=143, in_security="none")
+    assert rc["folder"] == "imap://pat%40corp.example@mail.corp.example:143/" and rc["ssl_force_tls"] == "no"
+    assert rc["smtp_url"].startswith("smtps://") and notes == []

@@ -16,6 +16,7 @@ from smtpconf.render.client_settings import ServerSettings, display_name, incomi
 
 TARGET = "neomutt"
 TEMPLATE = "neomutt/muttrc.j2"
+NOTE_LIMIT = 10  # accounts named in the note about incoming servers left out
 
 # URL schemes by (protocol, security): implicit TLS has its own scheme; STARTTLS and none share
 # the plain one, and ssl_starttls / ssl_force_tls decide between them.
@@ -35,12 +36,21 @@ def server_url(server: ServerSettings, *, with_user: bool = True) -> str:
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    left_out: list[str] = []
     for account in ctx.config.accounts:
         smtp = outgoing(account)
         inbound = incoming(account)
+        # ssl_force_tls and ssl_starttls are global in neomutt, not per server. With a STARTTLS
+        # server and a plaintext one, either TLS is not forced and an attacker who strips STARTTLS
+        # gets the STARTTLS server's password, or it is forced and the plaintext server cannot be
+        # reached. The SMTP server is what this file is for: the incoming server is left out.
+        unusable_incoming = None
+        if inbound is not None and {smtp.security, inbound.security} == {"starttls", "none"}:
+            unusable_incoming, inbound = inbound, None
+            left_out.append(account.email)
         securities = {smtp.security} | ({inbound.security} if inbound else set())
-        ca_files = [f for f in (account.smtp.ca_file, account.incoming.endpoint.ca_file if account.incoming
-                                else None) if f]
+        ca_files = [f for f in (account.smtp.ca_file, account.incoming.endpoint.ca_file
+                                if account.incoming and inbound else None) if f]
         content = ctx.template(
             TEMPLATE,
             account=account.email,
@@ -50,6 +60,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
             authenticates=smtp.authenticates,
             password=password_source(account, "neomutt", "when neomutt reads this file"),
             incoming=inbound._asdict() | {"url": server_url(inbound)} if inbound else None,
+            left_out=unusable_incoming._asdict() | {"smtp_security": smtp.security} if unusable_incoming else None,
             # Both are global in neomutt: force TLS only when no server of this account is plaintext.
             starttls="starttls" in securities,
             force_tls="none" not in securities,
@@ -58,3 +69,9 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         )
         yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.muttrc", content, TARGET,
                            "account", account.email, SECRET_MODE)
+    if left_out:
+        names = ", ".join(left_out[:NOTE_LIMIT]) + (f" and {len(left_out) - NOTE_LIMIT} more"
+                                                     if len(left_out) > NOTE_LIMIT else "")
+        ctx.notes.append(f"neomutt files for {names} set up sending only: one of the account's servers uses "
+                         f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
+                         f"incoming server cannot be used safely with the same file (see the comment in it)")
