@@ -27,7 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def default_format() -> str:
-    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+    # Lives with the reporters (the check stage uses it too); imported here, not at start-up.
+    from smtpconf.report import default_format as from_environment
+
+    return from_environment()
 
 
 def _add_report_options(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from smtpconf.errors import UsageError
 from smtpconf.lint import lint_path
+from smtpconf.model import Endpoint
 from smtpconf.probe.dns_checks import _tags, expected_srv
 from smtpconf.probe.resolver import Answer, parse_nameserver
 from smtpconf.probe.spf import SpfTree, spf_records
@@ -108,3 +109,77 @@ def test_check_stops_at_lint_errors_before_any_network(tmp_path: Path, capsys: p
     assert main(["check", str(config), "--nameserver", "127.0.0.1:1", "--timeout", "1", "--format", "json"]) == 1
     out = capsys.readouterr().out
     assert '"tls-port-mismatch"' in out and "dns-timeout" not in out
+
+
+def test_check_notes_that_live_checks_were_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from smtpconf.cli import main
+
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text("version: 1\nrelays:\n  r:\n    host: smtp.example.test\n    port: 465\n    security: starttls\n")
+    assert main(["check", str(config), "--nameserver", "127.0.0.1:1", "--timeout", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("live checks skipped: fix the errors above first") == 1, err
+    # Nothing live was asked for: nothing was skipped.
+    assert main(["check", str(config), "--no-dns", "--no-probe"]) == 1
+    assert "skipped" not in capsys.readouterr().err
+
+
+def test_the_check_stage_does_not_reach_into_the_cli(tmp_path: Path) -> None:
+    """probe/check.py reports through smtpconf.report (registry and format default), so it runs
+    without smtpconf.cli, and the GitHub default still applies."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text("version: 1\nrelays:\n  r:\n    host: smtp.example.test\n    port: 465\n    security: starttls\n")
+    code = ("import argparse, sys; from smtpconf.probe.check import run\n"
+            f"args = argparse.Namespace(files=[{str(config)!r}], format=None, strict=False, nameserver=None,\n"
+            "    timeout=1.0, concurrency=5, no_dns=True, no_probe=True)\n"
+            "rc = run(args)\n"
+            "print('cli imported' if 'smtpconf.cli' in sys.modules else 'cli not imported', rc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "GITHUB_ACTIONS": "true"})
+    assert done.stdout.splitlines()[-1] == "cli not imported 1", done.stdout + done.stderr
+    assert "::error" in done.stdout and "tls-port-mismatch" in done.stdout, done.stdout
+
+
+def test_bad_live_options_are_usage_errors() -> None:
+    import argparse
+
+    from smtpconf.probe.check import LiveOptions
+
+    def args(**kw: object) -> argparse.Namespace:
+        return argparse.Namespace(**{"nameserver": None, "timeout": 1.0, "concurrency": 1, "no_dns": False,
+                                     "no_probe": True, **kw})
+
+    assert LiveOptions.from_args(args()) == LiveOptions(None, 1.0, 1, True, False)
+    with pytest.raises(UsageError, match="--timeout"):
+        LiveOptions.from_args(args(timeout=0))
+    with pytest.raises(UsageError, match="--concurrency"):
+        LiveOptions.from_args(args(concurrency=0))
+
+
+def _endpoint(host: str, provider: str | None = None) -> Endpoint:
+    return Endpoint(host, 587, "starttls", None, provider, ("relays", "r"))
+
+
+def test_provider_hints_know_presets_by_host_too() -> None:
+    """A relay written as host smtp.gmail.com without ``provider`` still gets Gmail's note."""
+    from smtpconf.model import EndpointUse
+    from smtpconf.probe.endpoints import _provider_note
+    from smtpconf.probe.sendtest import Target, _provider_hint
+
+    gmail = Target("relay 'r'", _endpoint("smtp.gmail.com"), "a@example.com", None, None)
+    assert "app password" in _provider_hint(gmail)
+    assert "Check the username" in _provider_hint(Target("relay 'r'", _endpoint("smtp.example.test"), None, None, None))
+    o365 = EndpointUse("relay 'r'", _endpoint("smtp.office365.com"), None, True)
+    assert "SMTP AUTH" in _provider_note(o365)
+    assert _provider_note(EndpointUse("relay 'r'", _endpoint("smtp.example.test"), None, True)) == ""
+
+
+def test_probe_key_ignores_the_trailing_dot_and_case() -> None:
+    from smtpconf.probe.endpoints import probe_key
+
+    assert probe_key(_endpoint("smtp.example.test.")) == probe_key(_endpoint("SMTP.Example.test"))
+    assert probe_key(_endpoint("smtp.example.test")) != probe_key(_endpoint("smtp2.example.test"))

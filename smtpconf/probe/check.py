@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING, Awaitable
+from typing import TYPE_CHECKING, Awaitable, NamedTuple
 
 from smtpconf.errors import UsageError
 from smtpconf.findings import Finding, fails
@@ -45,40 +45,62 @@ class Progress:
             sys.stderr.flush()
 
 
-def run(args: argparse.Namespace) -> int:
-    from smtpconf.cli import default_format
+class LiveOptions(NamedTuple):
+    """The flags of the live stage, checked once."""
 
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
+    nameserver: str | None
+    timeout: float
+    concurrency: int
+    dns: bool
+    probe: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LiveOptions:
+        if args.timeout <= 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+        if args.concurrency < 1:
+            raise UsageError("--concurrency must be at least 1")
+        return cls(args.nameserver, args.timeout, args.concurrency, not args.no_dns, not args.no_probe)
+
+
+def run(args: argparse.Namespace) -> int:
+    from smtpconf.report import emit
+    from smtpconf.rules import all_rules
+
+    options = LiveOptions.from_args(args)
     results = [lint_path(path, file) for path, file in expand(args.files)]
     findings = [f for r in results for f in r.findings]
-    if not any(f.level == "error" for f in findings) and not (args.no_dns and args.no_probe):
-        findings += asyncio.run(live_findings(results, args))
+    skipped = False
+    if options.dns or options.probe:
+        if any(f.level == "error" for f in findings):
+            skipped = True
+        else:
+            findings += asyncio.run(live_findings(results, options))
     findings = sorted(dict.fromkeys(findings), key=Finding.sort_key)
-    _emit(findings, args.format or default_format())
+    emit(findings, all_rules(), args.format)
+    if skipped:
+        print("smtpconf: live checks skipped: fix the errors above first", file=sys.stderr)
     return 1 if fails(findings, args.strict) else 0
 
 
-async def live_findings(results: list[FileResult], args: argparse.Namespace) -> list[Finding]:
+async def live_findings(results: list[FileResult], options: LiveOptions) -> list[Finding]:
     # dnspython's resolver is imported here, not at start-up (STYLE: lint stays light).
     from smtpconf.probe.dns_checks import check_domains
-    from smtpconf.probe.endpoints import Prober
+    from smtpconf.probe.endpoints import Prober, probe_key
     from smtpconf.probe.resolver import Resolver
     from smtpconf.rules import all_rules
 
     configs = [r.config for r in results if r.config is not None]
-    limit = asyncio.Semaphore(args.concurrency)
-    resolver = Resolver(args.nameserver, args.timeout, limit)
-    keys = {(*u.endpoint.key, u.smtp) for c in configs for u in endpoint_uses(c) if u.endpoint.host}
-    progress = Progress(len(keys) + (0 if args.no_dns else sum(len(c.domains) for c in configs)))
-    prober = Prober(resolver, limit, args.timeout, smtp=not args.no_probe, on_done=progress.tick)
+    limit = asyncio.Semaphore(options.concurrency)
+    resolver = Resolver(options.nameserver, options.timeout, limit)
+    keys = {(*probe_key(u.endpoint), u.smtp) for c in configs for u in endpoint_uses(c) if u.endpoint.host}
+    progress = Progress(len(keys) + (sum(len(c.domains) for c in configs) if options.dns else 0))
+    prober = Prober(resolver, limit, options.timeout, smtp=options.probe, on_done=progress.tick)
 
     async def one(config_index: int) -> list[Finding]:
         config = configs[config_index]
         jobs = [prober.check(config)]
-        if not args.no_dns:
+        if options.dns:
             jobs.append(_counted(check_domains(config, resolver), len(config.domains), progress))
         hits = [hit for part in await asyncio.gather(*jobs) for hit in part]
         rules = all_rules()
@@ -99,11 +121,3 @@ async def _counted(job: Awaitable[list[LiveHit]], count: int, progress: Progress
         for _ in range(count):
             progress.tick()
 
-
-def _emit(findings: list[Finding], fmt: str) -> None:
-    from smtpconf.report import reporter, summary
-    from smtpconf.rules import all_rules
-
-    sys.stdout.write(reporter(fmt)(findings, all_rules()))
-    if fmt == "text" and findings:
-        print(f"smtpconf: {summary(findings)}", file=sys.stderr)

@@ -84,7 +84,6 @@ class Resolver:
         self._resolver.timeout = max(0.5, min(2.0, timeout / 2))
         self._limit = limit
         self._cache: dict[tuple[str, str], asyncio.Task[Answer]] = {}
-        self.queries = 0
 
     def lookup(self, name: str, rdtype: str) -> asyncio.Task[Answer]:
         key = (name.lower().rstrip("."), rdtype)
@@ -99,7 +98,6 @@ class Resolver:
         except (dns.exception.DNSException, UnicodeError) as exc:
             return Answer("missing", reason=f"{name!r} is not a valid DNS name ({exc})")
         async with self._limit:
-            self.queries += 1
             try:
                 answer = await self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
             except dns.resolver.NXDOMAIN:

@@ -5,6 +5,8 @@ Each takes the findings of all files and the rule registry and returns the text 
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Callable
 
 from smtpconf.findings import Finding
@@ -25,6 +27,19 @@ def reporter(name: str) -> Reporter:
     else:  # argparse restricts the choices
         raise ValueError(name)
     return report
+
+
+def default_format() -> str:
+    """The format when ``--format`` is not given: annotations in GitHub Actions, text elsewhere."""
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
+
+
+def emit(findings: list[Finding], rules: dict[str, Rule], fmt: str | None) -> None:
+    """Print the report on stdout; for text, a one-line count on stderr (where a person reads it)."""
+    fmt = fmt or default_format()
+    sys.stdout.write(reporter(fmt)(findings, rules))
+    if fmt == "text" and findings:
+        print(f"smtpconf: {summary(findings)}", file=sys.stderr)
 
 
 def summary(findings: list[Finding]) -> str:

@@ -156,3 +156,14 @@ def test_probes_never_send_credentials(tmp_path: Path) -> None:
         run = run_check(config, "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", TIMEOUT)
         assert [f["rule"] for f in run.findings] == ["auth-before-tls"]
         assert list(server.auth_attempts) == [] and list(server.messages) == []
+
+
+def test_a_trailing_dot_is_the_same_endpoint_probed_once(tmp_path: Path) -> None:
+    with ScriptedServer() as server, NsdServer({ZONE: zone_text(ZONE, [("dot", "A", "127.0.0.1")])}) as dns:
+        config = tmp_path / "smtpconf.yaml"
+        config.write_text("version: 1\nrelays:\n" + "".join(
+            f"  {name}:\n    host: {host}\n    port: {server.port}\n    security: none\n"
+            for name, host in (("plain", f"dot.{ZONE}"), ("absolute", f"dot.{ZONE}."))))
+        run = run_check(config, "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", TIMEOUT)
+    assert run.findings == [], run.findings
+    assert [line for line in server.received if line.startswith("EHLO")] == ["EHLO [127.0.0.1]"], server.received
