@@ -123,3 +123,33 @@ def test_srv_records_are_what_the_live_check_expects(clients_out: Path) -> None:
         published = {service: {(target.rstrip("."), port) for _, _, port, target in srv(zone, f"{service}.{domain}.")}
                      for service in expected}
         assert published == expected, domain
+
+
+def test_expected_srv_services_is_exactly_what_the_zone_publishes(tmp_path: Path) -> None:
+    # One rule for the zone and for `smtpconf check` (srv-mismatch): an IP-literal server has no
+    # SRV record in the zone, so the live check must not expect one either.
+    from smtpconf.lint import lint_path
+    from smtpconf.render.dns import expected_srv_services
+
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - {email: a@mixed.example, host: 192.0.2.25, port: 465, security: tls, password: {env: P},
+             incoming: {host: imap.mixed.example, port: 993, security: tls, protocol: imap}}
+          - {email: b@mixed.example, host: Smtp.Mixed.Example., port: 587, security: starttls, password: {env: P},
+             incoming: {host: '2001:db8::110', port: 110, security: starttls, protocol: pop3}}
+          - {email: c@mixed.example, host: smtp.mixed.example, port: 2525, security: none}
+        """)
+    render_ok(config, tmp_path / "out", "dns")
+    zone = load_zone(tmp_path / "out" / "dns" / "mixed.example.zone", "mixed.example")
+    lint = lint_path(config)
+    assert lint.config is not None
+    expected = expected_srv_services(lint.config.accounts)
+    assert expected == {
+        "_imaps._tcp": {("imap.mixed.example", 993)},
+        "_submission._tcp": {("smtp.mixed.example", 587), ("smtp.mixed.example", 2525)},
+    }
+    services = ("_submission._tcp", "_submissions._tcp", "_imap._tcp", "_imaps._tcp", "_pop3._tcp", "_pop3s._tcp")
+    published = {service: {(target.rstrip("."), port) for _, _, port, target in srv(zone, f"{service}.mixed.example.")}
+                 for service in services}
+    assert {service: hosts for service, hosts in published.items() if hosts} == expected

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from smtpconf.model import Account, Config, DomainPolicy, Endpoint, preset_of, to_ascii_host
 from smtpconf.render import RenderContext, RenderedFile, safe_name
@@ -102,16 +102,34 @@ def _providers_own_domain(account: Account) -> bool:
     return account.smtp.provider is not None and host.endswith("." + domain)
 
 
-def _srv_records(domain: str, accounts: list[Account]) -> list[SrvRecord]:
-    # One record per distinct server and service; a second server for the same service is a
-    # fallback with the next priority, in the order of the file.
-    servers: dict[tuple[str, str, int], list[tuple[ServerSettings, str]]] = {}
+def _srv_servers(accounts: Iterable[Account]) -> Iterator[tuple[str, str, int, ServerSettings, str]]:
+    """(service label, absolute target, port, server, account) for every server of the accounts
+    that SRV can name: a server given as an IP address cannot be an SRV target (RFC 2782)."""
     for account in accounts:
         for settings in (outgoing(account), incoming(account)):
             if settings is None or _is_ip(settings.host):
                 continue
             service = SRV_SERVICE[(settings.protocol, settings.security)]
-            servers.setdefault((service, fqdn(settings.host), settings.port), []).append((settings, account.email))
+            yield service, fqdn(settings.host), settings.port, settings, account.email
+
+
+def expected_srv_services(accounts: Iterable[Account]) -> dict[str, set[tuple[str, int]]]:
+    """What a domain's SRV records must hold for its accounts, the one rule both this target and
+    the live check (srv-mismatch) follow: owner label ("_submission._tcp") -> {(target host in
+    lower-case A-labels without the trailing dot, port)}. Servers given as IP addresses are left
+    out, as in the rendered zone."""
+    wanted: dict[str, set[tuple[str, int]]] = {}
+    for service, target, port, _, _ in _srv_servers(accounts):
+        wanted.setdefault(f"{service}._tcp", set()).add((target[:-1], port))
+    return wanted
+
+
+def _srv_records(domain: str, accounts: list[Account]) -> list[SrvRecord]:
+    # One record per distinct server and service; a second server for the same service is a
+    # fallback with the next priority, in the order of the file.
+    servers: dict[tuple[str, str, int], list[tuple[ServerSettings, str]]] = {}
+    for service, target, port, settings, email in _srv_servers(accounts):
+        servers.setdefault((service, target, port), []).append((settings, email))
     records: list[SrvRecord] = []
     rank: dict[str, int] = {}
     for (service, target, port), uses in servers.items():
