@@ -93,23 +93,39 @@ class DomainCheck:
                                                f"record of {self.domain}{hint}")
 
     async def dmarc(self) -> None:
-        name = f"_dmarc.{self.domain}"
-        answer = await self.resolver.lookup(name, "TXT")
-        if answer.status == "unknown":
-            return self.unknown(f"DMARC (TXT {name})", answer)
-        records = [r for r in answer.records if r.replace(" ", "").lower().startswith("v=dmarc1")]
-        if not records:
-            return self.hit("dmarc-missing", f"no DMARC record at {name}")
+        # RFC 7489 §6.6.3: without a record of its own, a domain falls under the record of its
+        # organizational domain. Without the Public Suffix List here, walk up the parents (as
+        # DMARCbis's tree walk does) and stop before the top-level domain.
+        labels = self.domain.split(".")
+        tried: list[str] = []
+        for start in range(max(1, len(labels) - 1)):
+            name = "_dmarc." + ".".join(labels[start:])
+            answer = await self.resolver.lookup(name, "TXT")
+            if answer.status == "unknown":
+                return self.unknown(f"DMARC (TXT {name})", answer)
+            records = [r for r in answer.records if r.replace(" ", "").lower().startswith("v=dmarc1")]
+            if records:
+                return self.dmarc_record(name, records, inherited=start > 0)
+            tried.append(name)
+        self.hit("dmarc-missing", f"no DMARC record at {tried[0]}"
+                                  + (f" (nor at {', '.join(tried[1:])})" if len(tried) > 1 else ""))
+
+    def dmarc_record(self, name: str, records: list[str], *, inherited: bool) -> None:
         if len(records) > 1:
             return self.hit("dmarc-missing", f"{len(records)} DMARC records at {name}: receivers ignore them all")
-        policy = _tags(records[0]).get("p", "").lower()
+        tags = _tags(records[0])
+        policy = tags.get("p", "").lower()
         if policy not in DMARC_ORDER:
             return self.hit("dmarc-missing", f"the DMARC record at {name} has no valid p= tag "
                                              f"(got '{policy}'); receivers ignore it")
+        tag = "p"
+        if inherited and tags.get("sp", "").lower() in DMARC_ORDER:  # §6.3: sp= is for subdomains
+            tag, policy = "sp", tags["sp"].lower()
         wanted = self.policy.dmarc_policy
         if wanted in DMARC_ORDER and DMARC_ORDER.index(policy) < DMARC_ORDER.index(wanted):
-            self.hit("dmarc-weak-policy", f"DMARC of {self.domain} has p={policy}; the file asks for at least "
-                                          f"p={wanted}")
+            source = f" (inherited from {name})" if inherited else ""
+            self.hit("dmarc-weak-policy", f"DMARC of {self.domain} has {tag}={policy}{source}; the file asks for "
+                                          f"at least p={wanted}")
 
     async def dkim(self, selector: str) -> None:
         name = f"{selector}._domainkey.{self.domain}"

@@ -169,3 +169,25 @@ def closed_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_dmarc_falls_back_to_the_organizational_domain(tmp_path: Path) -> None:
+    """RFC 7489 §6.6.3: a subdomain without a _dmarc record is covered by its parent's record
+    (its sp= if there is one); a parent without one either is still dmarc-missing."""
+    zones = {
+        "org.test": zone_text("org.test", [("_dmarc", "TXT", "v=DMARC1; p=reject")]),
+        "weak.test": zone_text("weak.test", [("_dmarc", "TXT", "v=DMARC1; p=reject; sp=none")]),
+        "bare.test": zone_text("bare.test", [("mail", "A", "127.0.0.1")]),
+    }
+    domains = ["org.test", "sub.org.test", "deep.sub.org.test", "sub.weak.test", "sub.bare.test"]
+    config = tmp_path / "smtpconf.yaml"
+    text = "version: 1\ndomains:\n" + "".join(f"  {d}:\n    dmarc_policy: quarantine\n" for d in domains)
+    config.write_text(text)
+    with NsdServer(zones) as dns:
+        run = run_check(config, "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", "3", "--no-probe")
+    by_key = {d: [r for r in rules if r.startswith("dmarc")] for d, rules in rules_by_key(text, run.findings).items()}
+    assert by_key == {"org.test": [], "sub.org.test": [], "deep.sub.org.test": [],
+                      "sub.weak.test": ["dmarc-weak-policy"], "sub.bare.test": ["dmarc-missing"]}, run.findings
+    messages = {f["message"] for f in run.findings if f["rule"].startswith("dmarc")}
+    assert any("sp=none (inherited from _dmarc.weak.test)" in m for m in messages), messages
+    assert any("no DMARC record at _dmarc.sub.bare.test (nor at _dmarc.bare.test)" in m for m in messages), messages
