@@ -53,7 +53,9 @@ return `permerror` beyond that, which most treat as a fail. Flatten or remove in
 The domain has no DMARC record at `_dmarc.DOMAIN`.
 
 Without DMARC, receivers apply their own policy and you get no reports. Publish at least
-`v=DMARC1; p=none; rua=mailto:...`, then tighten the policy.
+`v=DMARC1; p=none; rua=mailto:...`, then tighten the policy. As receivers do (RFC 7489 §6.6.3),
+a subdomain without its own record inherits its parent domain's (`sp=` when present); only when
+no name up to the registered domain has one is it missing.
 """),
     "dmarc-weak-policy": ("warning", """
 The DMARC policy `p=` is weaker than `domains.DOMAIN.dmarc_policy` asks (none < quarantine < reject).
