@@ -198,18 +198,11 @@ class DomainCheck:
 
 
 def expected_srv(accounts: Iterable[Account]) -> dict[str, set[tuple[str, int]]]:
-    """The SRV records a domain's accounts imply: RFC 8314 §5.1 (submissions, imaps, pop3s for
-    implicit TLS) and RFC 6186 (submission, imap, pop3)."""
-    wanted: dict[str, set[tuple[str, int]]] = {}
-    for account in accounts:
-        smtp = account.smtp
-        service = "_submissions._tcp" if smtp.security == "tls" else "_submission._tcp"
-        wanted.setdefault(service, set()).add((smtp.host_ascii.rstrip(".").lower(), smtp.port))
-        if account.incoming is not None:
-            ep = account.incoming.endpoint
-            service = f"_{account.incoming.protocol}{'s' if ep.security == 'tls' else ''}._tcp"
-            wanted.setdefault(service, set()).add((ep.host_ascii.rstrip(".").lower(), ep.port))
-    return wanted
+    """The SRV records a domain's accounts imply (RFC 6186, RFC 8314 §5.1): by the one rule the dns
+    render target also writes them with, so that a rendered zone never fails srv-mismatch."""
+    from smtpconf.render.dns import expected_srv_services
+
+    return expected_srv_services(accounts)
 
 
 async def check_domains(config: Config, resolver: Resolver) -> list[LiveHit]:
