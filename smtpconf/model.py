@@ -219,7 +219,9 @@ def secret(doc: Document, value: Any, path: JsonPath) -> SecretRef | None:
     if isinstance(value, str):
         return SecretRef("inline", value, path)
     (kind, ref), = value.items()
-    if kind == "file":  # relative to the smtpconf file, like ca_file
+    # Relative to the smtpconf file, like ca_file; "~/..." stays as written: it is resolved where
+    # the secret is read (a client file runs on its user's machine, with that user's home).
+    if kind == "file" and not ref.startswith("~"):
         ref = _resolve_file(doc, ref)
     return SecretRef(kind, ref, path)
 

@@ -102,3 +102,16 @@ def test_a_silenced_inline_password_is_still_never_copied(tmp_path: Path) -> Non
         assert b"inline-canary-Zt5" not in content, path
     rc, text = msmtprc(tmp_path / "out", "a@example.com")
     assert "passwordeval" not in rc and "inline" in text
+
+
+def test_a_secret_file_in_home_is_read_from_the_clients_home(tmp_path: Path) -> None:
+    from smtpconf.lint import lint_path
+    from smtpconf.render import render
+
+    source = tmp_path / "smtpconf.yaml"
+    source.write_text("version: 1\naccounts:\n  - {email: a@example.com, host: smtp.example.com, "
+                      "password: {file: ~/.mail pw}}\n", encoding="utf-8")
+    (rendered,) = render(lint_path(source).config, ["msmtp"])
+    # msmtp strips the one pair of quotes around the argument: the shell gets cat "$HOME"/'.mail pw'
+    assert "passwordeval \"cat \"$HOME\"/'.mail pw'\"" in rendered.content.decode()
+    assert str(Path.home()) not in rendered.content.decode()

@@ -87,6 +87,8 @@ def secret_command(secret: SecretRef | None) -> str | None:
     if secret.kind == "env":
         return f"printenv {shell(secret.ref)}"
     if secret.kind == "file":
+        if secret.ref.startswith("~/"):  # the home of whoever runs the client, not of who rendered
+            return f'cat "$HOME"/{shell(secret.ref[2:])}'
         return f"cat {shell(secret.ref)}"
     if secret.kind == "command":
         return secret.ref
