@@ -8,6 +8,7 @@ be accepted) and must appear in no ansible-playbook output, --check --diff inclu
 
 from __future__ import annotations
 
+import os
 import secrets
 import textwrap
 from pathlib import Path
@@ -232,6 +233,69 @@ def test_failing_probe_shows_no_password(deployment: Deployment, applied: Applie
     assert "(item=billing)" in result.output and "probe-unreachable" in result.output, result.output
     for canary in deployment.canaries:
         assert canary not in result.output
+
+
+def test_postfix_is_checked_and_reloaded_once_after_main_cf_and_master_cf(applied: Applied) -> None:
+    """Maps compile in a task before main.cf refers to them; the handlers run once, at the end: a
+    reload (or start) never happens with the package's main.cf, and a map change reloads once."""
+    out = applied.first.output
+    assert out.count("RUNNING HANDLER [smtp_relay : Check the Postfix configuration]") == 1, out
+    assert out.count("RUNNING HANDLER [smtp_relay : Check whether Postfix runs before reloading]") == 1, out
+    assert (out.index("TASK [smtp_relay : Compile the maps]")
+            < out.index("TASK [smtp_relay : Set the main.cf parameters]")
+            < out.index("TASK [smtp_relay : Manage the smtpconf block in master.cf]")
+            < out.index("RUNNING HANDLER [smtp_relay : Check the Postfix configuration]")), out
+    assert "changed: [localhost] => (item=sasl_passwd)" in out  # compiled by the task
+
+
+def test_compiled_map_older_than_its_source_is_compiled_again(deployment: Deployment, applied: Applied) -> None:
+    """A run that failed after writing a map but before compiling it leaves the source newer than
+    the compiled file: the next run compiles it, although the source itself does not change."""
+    source, compiled = deployment.map_dir / "tls_policy", deployment.map_dir / "tls_policy.db"
+    stale = source.stat().st_mtime - 60
+    os.utime(compiled, (stale, stale))
+    result = deployment.apply()
+    assert "changed: [localhost] => (item=tls_policy)" in result.output, result.output
+    assert "changed: [localhost] => (item=sasl_passwd)" not in result.output, result.output
+    assert compiled.stat().st_mtime >= source.stat().st_mtime
+
+
+def test_map_type_change_compiles_anew_and_leaves_no_other_compiled_copy(deployment: Deployment,
+                                                                         applied: Applied) -> None:
+    pf, map_dir = deployment.postfix, deployment.map_dir
+    key = f"[localhost]:{deployment.main.port}"
+    # A copy of the credentials compiled for another table type (an earlier smtp_relay_map_type).
+    stray = map_dir / "sasl_passwd.lmdb"
+    stray.write_bytes(b"an old compiled copy of the credentials")
+    stray.chmod(0o600)
+    try:
+        # hash and btree both write sasl_passwd.db: nothing but the type change says to recompile.
+        deployment.apply("-e", "smtp_relay_map_type=btree")
+        assert not stray.exists()
+        assert pf.get("smtp_tls_policy_maps") == f"btree:{map_dir}/tls_policy"
+        assert pf.postmap_query(key, f"btree:{map_dir}/tls_policy") == "verify"
+        assert pf.postmap_query(key, f"btree:{map_dir}/sasl_passwd") == f"{MAIN_USER}:{deployment.canaries[0]}"
+    finally:
+        deployment.apply()
+    assert pf.get("smtp_tls_policy_maps") == f"hash:{map_dir}/tls_policy"
+    assert pf.postmap_query(key, f"hash:{map_dir}/tls_policy") == "verify"
+
+
+def test_map_dir_change_removes_the_maps_from_the_old_directory(deployment: Deployment, applied: Applied) -> None:
+    pf, old = deployment.postfix, deployment.map_dir
+    new = pf.config_dir / "smtpconf-moved"
+    try:
+        deployment.apply("-e", f"smtp_relay_map_dir={new}")
+        assert pf.get("smtp_sasl_password_maps") == f"hash:{new}/sasl_passwd"
+        assert sorted(p.name for p in old.iterdir()) == [], "a copy of the maps stayed in the old directory"
+        assert (new / "sasl_passwd.db").stat().st_mode & 0o777 == 0o600
+    finally:
+        deployment.apply()
+    assert pf.get("smtp_sasl_password_maps") == f"hash:{old}/sasl_passwd"
+    assert not any(p.name.startswith("sasl_passwd") for p in new.iterdir())
+    before = len(deployment.main.messages)
+    pf.inject("app@example.test", "ops@example.org")
+    assert deployment.main.wait_for_messages(before + 1, timeout=30)[-1].auth_user == MAIN_USER
 
 
 def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, applied: Applied) -> None:
