@@ -284,9 +284,15 @@ def test_map_type_change_compiles_anew_and_leaves_no_other_compiled_copy(deploym
 def test_map_dir_change_removes_the_maps_from_the_old_directory(deployment: Deployment, applied: Applied) -> None:
     pf, old = deployment.postfix, deployment.map_dir
     new = pf.config_dir / "smtpconf-moved"
+    # A parameter the last run set (in the old directory's state file) and no longer renders:
+    # the move must not make the role forget it set it.
+    pf.postconf("smtp_helo_name = moved.example")
+    with open(old / "main.cf.smtpconf", "a") as state:
+        state.write("smtp_helo_name = moved.example\n")
     try:
         deployment.apply("-e", f"smtp_relay_map_dir={new}")
         assert pf.get("smtp_sasl_password_maps") == f"hash:{new}/sasl_passwd"
+        assert "smtp_helo_name" not in pf.postconf_n()
         assert sorted(p.name for p in old.iterdir()) == [], "a copy of the maps stayed in the old directory"
         assert (new / "sasl_passwd.db").stat().st_mode & 0o777 == 0o600
     finally:
