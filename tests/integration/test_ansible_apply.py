@@ -304,6 +304,28 @@ def test_map_dir_change_removes_the_maps_from_the_old_directory(deployment: Depl
     assert deployment.main.wait_for_messages(before + 1, timeout=30)[-1].auth_user == MAIN_USER
 
 
+def test_verify_expects_an_ipv6_relayhost_as_the_templates_write_it(deployment: Deployment, applied: Applied,
+                                                                    tmp_path: Path) -> None:
+    pf = deployment.postfix
+    relays = yaml.safe_load((deployment.ansible_dir / "group_vars" / f"{GROUP}.yml").read_text())["smtp_relay_relays"]
+    relays["main"]["host"] = "::1"
+    variables = {**yaml.safe_load(deployment.vars_file.read_text()), "smtp_relay_relays": relays}
+    vars_file = tmp_path / "vars.yml"
+    vars_file.touch(mode=0o600)
+    vars_file.write_text(yaml.safe_dump(variables))
+    relayhost = pf.get("relayhost")
+    pf.postconf(f"relayhost = [ipv6:::1]:{deployment.main.port}")  # what main.cf.j2 writes for ::1
+    try:
+        result = deployment.playbook("--tags", "verify", vars_file=vars_file)
+    finally:
+        pf.postconf(f"relayhost = {relayhost}")
+    task = result.output.index("TASK [smtp_relay : Check that Postfix relays through the default relay]")
+    assert result.output[task:].split("\n", 2)[1].startswith("ok: [localhost]"), result.output
+    assert "relayhost is" not in result.output
+    for canary in deployment.canaries:
+        assert canary not in result.output  # the probe of [::1] may fail: nothing listens there
+
+
 def test_removed_sender_relay_is_removed_from_the_host(deployment: Deployment, applied: Applied) -> None:
     pf = deployment.postfix
     sender_map = f"hash:{deployment.map_dir}/sender_relay"
