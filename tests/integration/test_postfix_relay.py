@@ -11,9 +11,9 @@ relays are aiosmtpd "providers" on loopback that require AUTH and record who aut
 * ``public``    STARTTLS without ``ca_file`` (verified against the system CAs, like Gmail), its
                 certificate from a CA the system does not trust, as a sender relay.
 
-Relay hosts are ``localhost``, not ``127.0.0.1``: with ``tls_level: verify`` Postfix matches the
-relay's host *name* against the certificate's DNS names (smtp_tls_verify_cert_match = hostname);
-it does not match IP-address SANs, so an IP-literal relay can never verify (see docs/postfix.md).
+Relay hosts are ``localhost``, the way users name relays: with ``tls_level: verify`` Postfix
+matches the relay's host name against the certificate's DNS names. (An IP-literal relay verifies
+only against an IP-address SAN, and only with newer Postfix/OpenSSL builds: see docs/postfix.md.)
 ``localhost`` is in /etc/hosts, and the test instance looks hosts up natively, never in DNS.
 """
 
