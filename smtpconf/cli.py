@@ -26,13 +26,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def default_format() -> str:
-    # Lives with the reporters (the check stage uses it too); imported here, not at start-up.
-    from smtpconf.report import default_format as from_environment
-
-    return from_environment()
-
-
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="output format (default: text; github when GITHUB_ACTIONS=true)")
@@ -111,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _lint(args: argparse.Namespace) -> int:
     from smtpconf.findings import fails
     from smtpconf.lint import expand, lint_path
+    from smtpconf.report import emit
     from smtpconf.rules import all_rules
 
     rules = all_rules()
@@ -126,16 +120,8 @@ def _lint(args: argparse.Namespace) -> int:
     findings = []
     for path, file in expand(args.files):
         findings += lint_path(path, file).findings
-    _emit(findings, rules, args.format or default_format())
+    emit(findings, rules, args.format)
     return EXIT_FINDINGS if fails(findings, args.strict) else EXIT_OK
-
-
-def _emit(findings: list, rules: dict, fmt: str) -> None:  # type: ignore[type-arg]
-    from smtpconf.report import reporter, summary
-
-    sys.stdout.write(reporter(fmt)(findings, rules))
-    if fmt == "text" and findings:
-        print(f"smtpconf: {summary(findings)}", file=sys.stderr)
 
 
 def _explain(rule_id: str, rules: dict) -> int:  # type: ignore[type-arg]
