@@ -85,6 +85,12 @@ class RenderContext:
         return self.env.get_template(name).render(**data).encode("utf-8")
 
 
+def listed(names: list[str], limit: int = 10) -> str:
+    """Names for a note, at most ``limit`` of them: a large file must not bury the rest of the output."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def safe_name(text: str) -> str:
     """A file-name component for an address or name: no separators, no leading dot."""
     cleaned = re.sub(r"[^\w@.+-]", "_", text)

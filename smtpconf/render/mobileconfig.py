@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import RenderContext, RenderedFile, safe_name
+from smtpconf.render import RenderContext, RenderedFile, listed, safe_name
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.escape import xml_chars
 
@@ -25,7 +25,6 @@ TARGET = "mobileconfig"
 # Fixed namespace for uuid5: smtpconf's profile UUIDs are a function of the account alone.
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://smtpconf.invalid/mobileconfig")
 ACCOUNT_TYPE = {"imap": "EmailTypeIMAP", "pop3": "EmailTypePOP"}
-NOTE_LIMIT = 10  # accounts named in the note about skipped accounts
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
@@ -41,9 +40,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
             TARGET, "account", account.email,
         )
     if skipped:
-        # One note, not one per account: a large file must not bury the rest of the output.
-        names = ", ".join(skipped[:NOTE_LIMIT]) + (f" and {len(skipped) - NOTE_LIMIT} more"
-                                                    if len(skipped) > NOTE_LIMIT else "")
+        names = listed(skipped)
         ctx.notes.append(f"no mobileconfig profile for {names}: Apple's mail payload needs an incoming "
                          f"(IMAP or POP) server, and {'these accounts have' if len(skipped) > 1 else 'the account has'} "
                          f"none (add `incoming:`)")

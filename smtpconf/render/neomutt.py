@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Iterator
 from urllib.parse import quote
 
-from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
+from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, listed, safe_name
 from smtpconf.render.command_line_clients import address_ascii, password_source
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 
 TARGET = "neomutt"
 TEMPLATE = "neomutt/muttrc.j2"
-NOTE_LIMIT = 10  # accounts named in the note about incoming servers left out
 
 # URL schemes by (protocol, security): implicit TLS has its own scheme; STARTTLS and none share
 # the plain one, and ssl_starttls / ssl_force_tls decide between them.
@@ -70,8 +69,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.muttrc", content, TARGET,
                            "account", account.email, SECRET_MODE)
     if left_out:
-        names = ", ".join(left_out[:NOTE_LIMIT]) + (f" and {len(left_out) - NOTE_LIMIT} more"
-                                                     if len(left_out) > NOTE_LIMIT else "")
+        names = listed(left_out)
         ctx.notes.append(f"neomutt files for {names} set up sending only: one of the account's servers uses "
                          f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
                          f"incoming server cannot be used safely with the same file (see the comment in it)")
