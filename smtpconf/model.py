@@ -17,11 +17,9 @@ import yaml
 
 from smtpconf.load import Document, JsonPath
 
-SECURITIES = ("starttls", "tls", "none")
 # Postfix smtp_tls_security_level values, weakest first. Below "encrypt" TLS is optional.
 TLS_LEVELS = ("none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure")
 DEFAULT_TLS_LEVEL = "verify"
-SECRET_KINDS = ("env", "file", "command", "vault")
 
 # Submission defaults (RFC 8314 §3.3: implicit TLS on 465; RFC 6409: 587 with STARTTLS).
 _DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
@@ -103,8 +101,9 @@ class Endpoint:
 
     @property
     def key(self) -> tuple[str, int, str, str | None]:
-        """Identity for probing: endpoints with the same key are probed once."""
-        return (self.host_ascii.lower(), self.port, self.security, self.ca_file)
+        """Identity for probing: endpoints with the same key are probed once. ``smtp.example.com.``
+        (absolute) and ``SMTP.example.com`` are the same server."""
+        return (self.host_ascii.rstrip(".").lower(), self.port, self.security, self.ca_file)
 
 
 @dataclass(frozen=True)

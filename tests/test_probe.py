@@ -179,7 +179,8 @@ def test_provider_hints_know_presets_by_host_too() -> None:
 
 
 def test_probe_key_ignores_the_trailing_dot_and_case() -> None:
-    from smtpconf.probe.endpoints import probe_key
+    def probe_key(endpoint: Endpoint) -> tuple[str, int, str, str | None]:
+        return endpoint.key
 
     assert probe_key(_endpoint("smtp.example.test.")) == probe_key(_endpoint("SMTP.Example.test"))
     assert probe_key(_endpoint("smtp.example.test")) != probe_key(_endpoint("smtp2.example.test"))

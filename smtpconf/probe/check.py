@@ -86,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
 async def live_findings(results: list[FileResult], options: LiveOptions) -> list[Finding]:
     # dnspython's resolver is imported here, not at start-up (STYLE: lint stays light).
     from smtpconf.probe.dns_checks import check_domains
-    from smtpconf.probe.endpoints import Prober, probe_key
+    from smtpconf.probe.endpoints import Prober
     from smtpconf.probe.resolver import Resolver
     from smtpconf.rules import all_rules
 
     configs = [r.config for r in results if r.config is not None]
     limit = asyncio.Semaphore(options.concurrency)
     resolver = Resolver(options.nameserver, options.timeout, limit)
-    keys = {(*probe_key(u.endpoint), u.smtp) for c in configs for u in endpoint_uses(c) if u.endpoint.host}
+    keys = {(*u.endpoint.key, u.smtp) for c in configs for u in endpoint_uses(c) if u.endpoint.host}
     progress = Progress(len(keys) + (sum(len(c.domains) for c in configs) if options.dns else 0))
     prober = Prober(resolver, limit, options.timeout, smtp=options.probe, on_done=progress.tick)
 

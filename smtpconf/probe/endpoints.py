@@ -1,6 +1,6 @@
 """Address lookups and SMTP probes of every endpoint in the file.
 
-Endpoints with the same :func:`probe_key` (host, port, security, CA) are looked up and probed
+Endpoints with the same ``Endpoint.key`` (host, port, security, CA) are looked up and probed
 once, even across files; each relay or account that uses one gets the findings at its own line.
 """
 
@@ -13,13 +13,6 @@ from smtpconf.model import Config, Endpoint, EndpointUse, endpoint_uses, preset_
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.resolver import Answer, Resolver
 from smtpconf.probe.smtp import Problem, probe
-
-
-def probe_key(endpoint: Endpoint) -> tuple[str, int, str, str | None]:
-    """``Endpoint.key`` with the host's trailing dot dropped: ``smtp.example.com.`` (absolute) and
-    ``smtp.example.com`` are the same server, resolved the same way, so probed once."""
-    host, port, security, ca_file = endpoint.key
-    return (host.rstrip("."), port, security, ca_file)
 
 
 class Outcome(NamedTuple):
@@ -35,7 +28,7 @@ class Prober:
         self._tasks: dict[tuple[object, ...], asyncio.Task[Outcome]] = {}
 
     def outcome(self, endpoint: Endpoint, probe_it: bool) -> asyncio.Task[Outcome]:
-        key = (*probe_key(endpoint), probe_it)
+        key = (*endpoint.key, probe_it)
         task = self._tasks.get(key)
         if task is None:
             task = self._tasks[key] = asyncio.ensure_future(self._run(endpoint, probe_it))
