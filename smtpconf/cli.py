@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--postfix-map-dir", metavar="DIR",
                         help="where the postfix target's main.cf expects its maps "
                              "(default /etc/postfix/smtpconf)")
+    render.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
+                        help="processes that render targets side by side (default: one per CPU when "
+                             "the file has a few hundred accounts or more, else 1)")
     render.set_defaults(func=_render)
 
     send = commands.add_parser("send-test", help="send a real test message, step by step",
@@ -141,6 +144,16 @@ def _check(args: argparse.Namespace) -> int:
     from smtpconf.probe.check import run
 
     return run(args)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``smtpconf render FILE -o DIR [--only TARGET,...] [--format text|json]``."""
+"""``smtpconf render FILE -o DIR [--only TARGET,...] [--format text|json] [--jobs N]``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from smtpconf.errors import FatalError
-from smtpconf.render import manifest_json, parse_only, render, write_atomic
+from smtpconf.render import parse_only, render_to_directory
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,15 +30,15 @@ def run(args: argparse.Namespace) -> int:
                # targets" it may leave out what another target covers (see docs/decisions.md).
                "all_targets": not args.only}
     notes: list[str] = []
-    files = render(result.config, targets, {k: v for k, v in options.items() if v}, notes)
-    write_atomic(files, Path(args.output))
+    rendered = render_to_directory(result.config, targets, Path(args.output),
+                                   {k: v for k, v in options.items() if v}, notes, workers=args.jobs)
     for note in notes:
         print(f"smtpconf: note: {note}", file=sys.stderr)
     if args.format == "json":
-        sys.stdout.write(manifest_json(files))
+        sys.stdout.write(rendered.manifest)
     else:
         out = args.output.rstrip("/") or "/"
-        sys.stdout.write("".join(f"{out}/{f.path}\n" for f in files))
-        print(f"smtpconf: rendered {len(files)} file(s) for {', '.join(targets)} into {args.output}",
+        sys.stdout.write("".join(f"{out}/{path}\n" for path in rendered.paths))
+        print(f"smtpconf: rendered {len(rendered.paths)} file(s) for {', '.join(targets)} into {args.output}",
               file=sys.stderr)
     return 0
