@@ -7,8 +7,9 @@ The SMTP block carries the difference generators tend to lose: ``Encryption SSL`
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
+from smtpconf.model import Account
 from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.render.client_settings import display_name, incoming, outgoing
 
@@ -17,13 +18,13 @@ TEMPLATE = "autodiscover/autodiscover.xml.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    for account in ctx.config.accounts:
-        inbound = incoming(account)
-        # The mailbox block first, then SMTP: the order Exchange's own POX responses use.
-        servers = ([inbound] if inbound else []) + [outgoing(account)]
-        yield RenderedFile(
-            f"{TARGET}/{safe_name(account.email)}.xml",
-            ctx.template(TEMPLATE, email=account.email, display_name=display_name(account),
-                         servers=[s._asdict() for s in servers]),
-            TARGET, "account", account.email,
-        )
+    accounts = ctx.config.accounts
+    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_data(a) for a in accounts])):
+        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.xml", content, TARGET, "account", account.email)
+
+
+def _data(account: Account) -> dict[str, Any]:
+    inbound = incoming(account)
+    # The mailbox block first, then SMTP: the order Exchange's own POX responses use.
+    servers = ([inbound] if inbound else []) + [outgoing(account)]
+    return {"email": account.email, "display_name": display_name(account), "servers": servers}

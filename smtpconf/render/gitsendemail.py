@@ -9,33 +9,36 @@ asks for credentials with protocol ``smtp``, host ``smtpServer:smtpServerPort`` 
 
 from __future__ import annotations
 
-from typing import Iterator
-from urllib.parse import quote
+from typing import Any, Iterator
 
+from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
 from smtpconf.render.client_settings import outgoing
 from smtpconf.render.command_line_clients import address_ascii, mailbox, password_source
+from smtpconf.render.escape import url_userinfo
 
 TARGET = "git-send-email"
 TEMPLATE = "git-send-email/gitconfig.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    for account in ctx.config.accounts:
-        smtp = outgoing(account)
-        password = password_source(account, "git send-email", "when git send-email logs in")
-        content = ctx.template(
-            TEMPLATE,
-            account=account.email,
-            host=smtp.host,
-            port=smtp.port,
-            security=smtp.security,
-            ca_file=account.smtp.ca_file,
-            authenticates=smtp.authenticates,
-            username=smtp.username,
-            from_mailbox=mailbox(account.name, address_ascii(account.email)),
-            credential_url=f"smtp://{quote(smtp.username, safe='')}@{smtp.host}:{smtp.port}",
-            password=password,
-        )
+    accounts = ctx.config.accounts
+    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_data(a) for a in accounts])):
         yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.gitconfig", content, TARGET,
                            "account", account.email, SECRET_MODE)
+
+
+def _data(account: Account) -> dict[str, Any]:
+    smtp = outgoing(account)
+    return {
+        "account": account.email,
+        "host": smtp.host,
+        "port": smtp.port,
+        "security": smtp.security,
+        "ca_file": account.smtp.ca_file,
+        "authenticates": smtp.authenticates,
+        "username": smtp.username,
+        "from_mailbox": mailbox(account.name, address_ascii(account.email)),
+        "credential_url": f"smtp://{url_userinfo(smtp.username)}@{smtp.host}:{smtp.port}",
+        "password": password_source(account, "git send-email", "when git send-email logs in"),
+    }

@@ -8,8 +8,9 @@ documentation wants private because people paste passwords into it.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
+from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
 from smtpconf.render.command_line_clients import address_ascii, password_source
 from smtpconf.render.client_settings import outgoing
@@ -19,21 +20,24 @@ TEMPLATE = "msmtp/msmtprc.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    for account in ctx.config.accounts:
-        smtp = outgoing(account)
-        password = password_source(account, "msmtp", "each time msmtp sends")
-        content = ctx.template(
-            TEMPLATE,
-            account=account.email,
-            host=smtp.host,
-            port=smtp.port,
-            security=smtp.security,
-            from_address=address_ascii(account.email),
-            authenticates=smtp.authenticates,
-            username=smtp.username,
-            password_command=password.command,
-            password_note=password.note,
-            ca_file=account.smtp.ca_file,
-        )
+    accounts = ctx.config.accounts
+    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_data(a) for a in accounts])):
         yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.msmtprc", content, TARGET,
                            "account", account.email, SECRET_MODE)
+
+
+def _data(account: Account) -> dict[str, Any]:
+    smtp = outgoing(account)
+    password = password_source(account, "msmtp", "each time msmtp sends")
+    return {
+        "account": account.email,
+        "host": smtp.host,
+        "port": smtp.port,
+        "security": smtp.security,
+        "from_address": address_ascii(account.email),
+        "authenticates": smtp.authenticates,
+        "username": smtp.username,
+        "password_command": password.command,
+        "password_note": password.note,
+        "ca_file": account.smtp.ca_file,
+    }

@@ -7,12 +7,13 @@ the password comes from a command in backticks, which neomutt runs when it reads
 
 from __future__ import annotations
 
-from typing import Iterator
-from urllib.parse import quote
+from typing import Any, Iterator
 
+from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, listed, safe_name
 from smtpconf.render.command_line_clients import address_ascii, password_source
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
+from smtpconf.render.escape import url_userinfo
 
 TARGET = "neomutt"
 TEMPLATE = "neomutt/muttrc.j2"
@@ -30,42 +31,15 @@ def server_url(server: ServerSettings, *, with_user: bool = True) -> str:
     # RFC 3986 userinfo: an address's "@" (and anything else unusual) must be percent-encoded;
     # neomutt decodes it. IPv6 literals go in brackets.
     host = f"[{server.host}]" if ":" in server.host else server.host
-    user = quote(server.username, safe="") + "@" if with_user and server.username else ""
+    user = url_userinfo(server.username) + "@" if with_user and server.username else ""
     return f"{_SCHEME[(server.protocol, server.security)]}://{user}{host}:{server.port}/"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+    accounts = ctx.config.accounts
     left_out: list[str] = []
-    for account in ctx.config.accounts:
-        smtp = outgoing(account)
-        inbound = incoming(account)
-        # ssl_force_tls and ssl_starttls are global in neomutt, not per server. With a STARTTLS
-        # server and a plaintext one, either TLS is not forced and an attacker who strips STARTTLS
-        # gets the STARTTLS server's password, or it is forced and the plaintext server cannot be
-        # reached. The SMTP server is what this file is for: the incoming server is left out.
-        unusable_incoming = None
-        if inbound is not None and {smtp.security, inbound.security} == {"starttls", "none"}:
-            unusable_incoming, inbound = inbound, None
-            left_out.append(account.email)
-        securities = {smtp.security} | ({inbound.security} if inbound else set())
-        ca_files = [f for f in (account.smtp.ca_file, account.incoming.endpoint.ca_file
-                                if account.incoming and inbound else None) if f]
-        content = ctx.template(
-            TEMPLATE,
-            account=account.email,
-            from_address=address_ascii(account.email),
-            real_name=display_name(account),
-            smtp_url=server_url(smtp, with_user=smtp.authenticates),
-            authenticates=smtp.authenticates,
-            password=password_source(account, "neomutt", "when neomutt reads this file"),
-            incoming=inbound._asdict() | {"url": server_url(inbound)} if inbound else None,
-            left_out=unusable_incoming._asdict() | {"smtp_security": smtp.security} if unusable_incoming else None,
-            # Both are global in neomutt: force TLS only when no server of this account is plaintext.
-            starttls="starttls" in securities,
-            force_tls="none" not in securities,
-            ca_file=ca_files[0] if ca_files else None,
-            ca_files_differ=len(set(ca_files)) > 1,
-        )
+    data = [_data(account, left_out) for account in accounts]
+    for account, content in zip(accounts, ctx.template_many(TEMPLATE, data)):
         yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.muttrc", content, TARGET,
                            "account", account.email, SECRET_MODE)
     if left_out:
@@ -73,3 +47,35 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         ctx.notes.append(f"neomutt files for {names} set up sending only: one of the account's servers uses "
                          f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
                          f"incoming server cannot be used safely with the same file (see the comment in it)")
+
+
+def _data(account: Account, left_out: list[str]) -> dict[str, Any]:
+    """The template's values; an account whose incoming server must be left out joins ``left_out``."""
+    smtp = outgoing(account)
+    inbound = incoming(account)
+    # ssl_force_tls and ssl_starttls are global in neomutt, not per server. With a STARTTLS
+    # server and a plaintext one, either TLS is not forced and an attacker who strips STARTTLS
+    # gets the STARTTLS server's password, or it is forced and the plaintext server cannot be
+    # reached. The SMTP server is what this file is for: the incoming server is left out.
+    unusable_incoming = None
+    if inbound is not None and {smtp.security, inbound.security} == {"starttls", "none"}:
+        unusable_incoming, inbound = inbound, None
+        left_out.append(account.email)
+    securities = {smtp.security} | ({inbound.security} if inbound else set())
+    ca_files = [f for f in (account.smtp.ca_file, account.incoming.endpoint.ca_file
+                            if account.incoming and inbound else None) if f]
+    return {
+        "account": account.email,
+        "from_address": address_ascii(account.email),
+        "real_name": display_name(account),
+        "smtp_url": server_url(smtp, with_user=smtp.authenticates),
+        "authenticates": smtp.authenticates,
+        "password": password_source(account, "neomutt", "when neomutt reads this file"),
+        "incoming": inbound._asdict() | {"url": server_url(inbound)} if inbound else None,
+        "left_out": unusable_incoming._asdict() | {"smtp_security": smtp.security} if unusable_incoming else None,
+        # Both are global in neomutt: force TLS only when no server of this account is plaintext.
+        "starttls": "starttls" in securities,
+        "force_tls": "none" not in securities,
+        "ca_file": ca_files[0] if ca_files else None,
+        "ca_files_differ": len(set(ca_files)) > 1,
+    }

@@ -12,7 +12,7 @@ Two kinds of file:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from smtpconf.model import Account
 from smtpconf.render import RenderContext, RenderedFile, safe_name
@@ -26,34 +26,44 @@ EMAIL_LOCAL_PART = "%EMAILLOCALPART%"
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     accounts = ctx.config.accounts
-    for account in accounts:
-        yield RenderedFile(
-            f"{TARGET}/{safe_name(account.email)}.xml",
-            ctx.template(TEMPLATE, **_account_data(account)),
-            TARGET, "account", account.email,
-        )
-    for domain, members in _by_domain(accounts).items():
-        yield RenderedFile(
-            f"{TARGET}/domains/{safe_name(domain)}/mail/config-v1.1.xml",
-            ctx.template(TEMPLATE, **_domain_data(domain, members)),
-            TARGET, "domain", domain,
-        )
+    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_account_data(a) for a in accounts])):
+        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.xml", content, TARGET, "account", account.email)
+    domains = _by_domain(accounts)
+    data = [_domain_data(domain, members) for domain, members in domains.items()]
+    for domain, content in zip(domains, ctx.template_many(TEMPLATE, data)):
+        yield RenderedFile(f"{TARGET}/domains/{safe_name(domain)}/mail/config-v1.1.xml", content,
+                           TARGET, "domain", domain)
 
 
-def _server(settings: ServerSettings, username: str, usernames_differ: bool = False) -> dict[str, Any]:
-    return {**settings._asdict(), "username": username, "usernames_differ": usernames_differ}
+class Server(NamedTuple):
+    """A server as the template writes it."""
+
+    element: str  # incomingServer | outgoingServer
+    protocol: str
+    host: str
+    port: int
+    security: str
+    username: str  # the real one, or a placeholder in a domain file
+    authenticates: bool
+    usernames_differ: bool  # domain file: no placeholder fits every account (a comment says so)
+
+
+def _server(settings: ServerSettings, username: str, usernames_differ: bool = False) -> Server:
+    element = "outgoingServer" if settings.protocol == "smtp" else "incomingServer"
+    return Server(element, settings.protocol, settings.host, settings.port, settings.security, username,
+                  settings.authenticates, usernames_differ)
 
 
 def _account_data(account: Account) -> dict[str, Any]:
     inbound = incoming(account)
     smtp = outgoing(account)
+    domain = account.domain_ascii.lower()
     return {
-        "provider_id": account.domain_ascii.lower(),
-        "domains": [account.domain_ascii.lower()],
+        "provider_id": domain,
+        "domains": [domain],
         "display_name": display_name(account),
         "short_name": account.domain,
-        "incoming": [_server(inbound, inbound.username)] if inbound else [],
-        "outgoing": [_server(smtp, smtp.username)],
+        "servers": ([_server(inbound, inbound.username)] if inbound else []) + [_server(smtp, smtp.username)],
     }
 
 
@@ -85,8 +95,8 @@ def _domain_data(domain: str, members: list[Account]) -> dict[str, Any]:
         "domains": [domain],
         "display_name": members[0].domain,
         "short_name": members[0].domain,
-        "incoming": [s for s in rendered if s["protocol"] != "smtp"],
-        "outgoing": [s for s in rendered if s["protocol"] == "smtp"],
+        # Incoming first, then outgoing; each in the order of the file.
+        "servers": sorted(rendered, key=lambda server: server.protocol == "smtp"),
     }
 
 
