@@ -79,7 +79,8 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
     wanted = args.account.lower()
     for account in config.accounts:
         if account.email.lower() == wanted:
-            username, password = account.username, account.password
+            username: str | None = account.username  # the relay's login may have none
+            password = account.password
             if password is None and account.relay:  # an account without a password uses the relay's login
                 relay = config.relays[account.relay]
                 username, password = relay.username, relay.password
@@ -138,6 +139,8 @@ def _resolve(ep: Endpoint, args: argparse.Namespace) -> str:
 class _Plain(smtplib.SMTP):
     """smtplib, connecting to a resolved address while TLS still checks the host name."""
 
+    _host: str  # the TLS server name; smtplib sets it, typeshed does not declare it
+
     def __init__(self, address: str, **kwargs: Any) -> None:
         self.address, self.phase = address, "connect"
         super().__init__(**kwargs)
@@ -149,6 +152,8 @@ class _Plain(smtplib.SMTP):
 
 
 class _Implicit(smtplib.SMTP_SSL):
+    _host: str  # as in _Plain
+
     def __init__(self, address: str, **kwargs: Any) -> None:
         self.address, self.phase = address, "connect"
         super().__init__(**kwargs)
@@ -156,7 +161,7 @@ class _Implicit(smtplib.SMTP_SSL):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = socket.create_connection((self.address, port), timeout, self.source_address)
         self.phase = "TLS"
-        wrapped = self.context.wrap_socket(sock, server_hostname=self._host)  # type: ignore[attr-defined]
+        wrapped = self.context.wrap_socket(sock, server_hostname=self._host)
         self.phase = "greeting"
         return wrapped
 
@@ -179,7 +184,7 @@ def _connect(ep: Endpoint, address: str, timeout: float) -> smtplib.SMTP:
     else:
         client = _Plain(address, timeout=timeout)
     # smtplib takes the TLS server name from __init__'s host, which would connect at once: set it.
-    client._host = ep.host_ascii  # type: ignore[attr-defined]
+    client._host = ep.host_ascii
     try:
         code, banner = client.connect(ep.host_ascii, ep.port)
     except ssl.SSLCertVerificationError as exc:

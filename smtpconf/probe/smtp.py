@@ -14,7 +14,7 @@ import contextlib
 import socket
 import ssl
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from smtpconf.model import Endpoint
 from smtpconf.probe.tls import CertProblem, cert_problem, client_context, expiring_problem, insecure_context
@@ -183,6 +183,7 @@ async def _greeting(endpoint: Endpoint, session: _Session, where: str, started: 
     implicit-TLS server configured as ``starttls``/``none``, which is a mismatch to name."""
     greeting = asyncio.ensure_future(session.reply())
     sniff: asyncio.Future[bool] | None = None
+    done: set[asyncio.Future[Any]]  # greeting and sniff: tasks of different result types
     try:
         if endpoint.security == "tls":
             return await greeting

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from smtpconf.load import JsonPath
 from smtpconf.model import Config, FleetGroup, Relay, tls_level_at_least, to_ascii_host
 from smtpconf.rules import Hit, rule
 
@@ -14,7 +15,7 @@ def group_relays(config: Config, group: FleetGroup) -> list[Relay]:
     return [config.relays[name] for name in names]
 
 
-def _level_path(group: FleetGroup, config: Config) -> tuple[object, ...]:
+def _level_path(group: FleetGroup, config: Config) -> JsonPath:
     explicit = "tls_level" in config.doc.data["fleet"][group.name]
     return group.path + ("tls_level",) if explicit else group.path
 
