@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from smtpconf import __version__
 from smtpconf.errors import FatalError, UsageError
@@ -127,7 +127,7 @@ def _lint(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if fails(findings, args.strict) else EXIT_OK
 
 
-def _explain(rule_id: str, rules: dict) -> int:  # type: ignore[type-arg]
+def _explain(rule_id: str, rules: dict[str, Any]) -> int:
     rule = rules.get(rule_id)
     if rule is None:
         import difflib

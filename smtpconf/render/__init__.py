@@ -11,7 +11,7 @@ failed render leaves the output as it was. Large renders share the targets out a
 from __future__ import annotations
 
 import importlib
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 import os
 import re
 import shutil
