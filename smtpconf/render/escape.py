@@ -33,6 +33,14 @@ def xml_chars(value: object) -> str:
 _XML_ATTENTION = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[&<>\"']")
 
 
+def xml_chars_all(texts: list[str]) -> None:
+    """``xml_chars`` for each text: one search answers for all of them, and only when it finds a
+    bad character is each checked, so that the error names the text that holds it."""
+    if _NOT_XML_CHAR.search("".join(texts)):
+        for text in texts:
+            xml_chars(text)
+
+
 def xml(value: object) -> str:
     """Text or attribute content in XML (autoconfig, autodiscover)."""
     text = str(value)

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from smtpconf.model import Account
 from smtpconf.render import RenderContext, RenderedFile, listed, safe_name
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
-from smtpconf.render.escape import xml_chars
+from smtpconf.render.escape import xml_chars, xml_chars_all
 
 TARGET = "mobileconfig"
 # Fixed namespace for uuid5: smtpconf's profile UUIDs are a function of the account alone.
@@ -87,9 +87,7 @@ def profile(account: Account, inbound: ServerSettings) -> dict[str, Any]:
         "PayloadVersion": 1,
     }
     # Every other string of the profile is made of these; check them before they are hashed.
-    for value in mail.values():
-        if isinstance(value, str):
-            xml_chars(value)
+    xml_chars_all([value for value in mail.values() if isinstance(value, str)])
     # The identifier names the account, so installing a newer profile for the same address replaces
     # the old one; the UUIDs follow the content, so a changed setting is a new profile version.
     identity = uuid.uuid5(NAMESPACE, "account:" + account.email.lower())
