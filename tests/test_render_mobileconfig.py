@@ -66,7 +66,7 @@ def test_implicit_tls_account_and_plist_special_characters(out: Path) -> None:
     assert mail["EmailAccountName"] == ALERTS_NAME
     assert ALERTS_NAME in profile["PayloadDescription"]
     raw = (out / "mobileconfig" / "alerts@163.com.mobileconfig").read_bytes()
-    assert b"A &amp; B &lt;ops&gt;" in raw  # escaped by plistlib, not by hand
+    assert b"A &amp; B &lt;ops&gt;" in raw  # escaped as plistlib escapes (quotes stay as they are)
 
 
 def test_idn_and_pop3(out: Path) -> None:
@@ -156,8 +156,8 @@ def test_skipped_accounts_are_one_bounded_note(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["\ufffe", "\uffff", "\ud800", "\x0b"])
 def test_characters_xml_cannot_hold_are_refused(tmp_path: Path, bad: str) -> None:
-    # The schema keeps these out of display names; this is the second line, before plistlib
-    # (which writes U+FFFE, U+FFFF and lone surrogates into an ill-formed plist).
+    # The schema keeps these out of display names; this is the second line (plistlib itself
+    # would write U+FFFE, U+FFFF and lone surrogates into an ill-formed plist).
     with pytest.raises(ValueError, match=f"U\\+{ord(bad):04X} cannot be written in XML"):
         xml(f"A{bad}B")
     config = write_config(tmp_path, """\
