@@ -278,7 +278,8 @@ def replace_directory(out_dir: Path, fill: Callable[[str], Rendered], workers: i
             else:
                 from smtpconf.render.parallel import remove_tree
 
-                remove_tree(str(old), workers)
+                remove_tree(str(old / "tree"), workers)  # the previous output: a directory per target
+                shutil.rmtree(old, ignore_errors=True)
     return rendered
 
 
