@@ -11,6 +11,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -193,6 +194,39 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="ended without a result"):
         parallel.map_in_workers([0, 1], work, 2)
+
+
+@pytest.mark.parametrize("when", ["working", "waiting for the worker"])
+def test_an_interrupt_in_the_parent_stops_the_workers(tmp_path: Path, when: str) -> None:
+    parent = os.getpid()
+    worker_pid = tmp_path / "worker-pid"
+
+    def work(item: int) -> int:
+        if os.getpid() != parent:
+            worker_pid.write_text(str(os.getpid()))
+            time.sleep(60)  # still busy when the parent is interrupted
+            return item
+        _wait_for(worker_pid)
+        if when == "working":
+            raise KeyboardInterrupt
+        # Ctrl-C in a moment, while the parent reads the worker's result.
+        threading.Timer(0.3, os.kill, (parent, signal.SIGINT)).start()
+        return item
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        parallel.map_in_workers([0, 1], work, 2)
+    assert time.monotonic() - started < 30  # the worker was stopped, not waited for
+    with pytest.raises(ProcessLookupError):  # and reaped: no process is left behind
+        os.kill(int(worker_pid.read_text()), 0)
+
+
+def test_without_fork_the_parent_does_all_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_more_processes() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_more_processes)
+    assert parallel.map_in_workers(list(range(5)), lambda item: item + 1, 2) == [1, 2, 3, 4, 5]
 
 
 def test_results_come_back_in_the_order_of_the_items() -> None:

@@ -111,17 +111,28 @@ def map_in_workers(items: Sequence[Item], work: Callable[[Item], Result], worker
             read_end, write_end = os.pipe()
             # Ctrl-C is held back across the fork, so that a worker meets it only inside _work,
             # which turns it into a report, never in the caller's code it was forked from.
+            # It is also held back until the worker is registered, to be stopped on any failure.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            pid = os.fork()
-            if pid == 0:  # the worker
+            try:
+                pid = os.fork()
+                if pid == 0:  # the worker, which never returns from _work
+                    os.close(read_end)
+                    _work(items, work, claims, write_end)
+                children[pid] = read_end
+            except OSError:  # no more processes to be had: the ones there are do the work
                 os.close(read_end)
-                _work(items, work, claims, write_end)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-            os.close(write_end)
-            children[pid] = read_end
+                break
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                os.close(write_end)
         results = _claim(items, work, claims)
-        for pid in list(children):
-            results.update(_collect(pid, children.pop(pid)))
+        for pid, read_end in list(children.items()):
+            with open(read_end, "rb", closefd=False) as stream:
+                data = stream.read()  # before waiting: a worker may block on a full pipe
+            _, status = os.waitpid(pid, 0)
+            del children[pid]
+            os.close(read_end)
+            results.update(_outcome(data, status))
         return [results[index] for index in range(len(items))]
     finally:
         os.close(claims)
@@ -161,10 +172,8 @@ def _work(items: Sequence[Item], work: Callable[[Item], Any], claims: int, resul
         os._exit(code)  # never return into the parent's code (its cleanup, its tests)
 
 
-def _collect(pid: int, read_end: int) -> dict[int, Any]:
-    with os.fdopen(read_end, "rb") as stream:
-        data = stream.read()
-    _, status = os.waitpid(pid, 0)
+def _outcome(data: bytes, status: int) -> dict[int, Any]:
+    """A worker's results, or its failure raised here."""
     if not data:
         raise RuntimeError(f"a render worker ended without a result (wait status {status})")
     outcome = pickle.loads(data)
