@@ -11,7 +11,6 @@ failed render leaves the output as it was. Large renders share the targets out a
 from __future__ import annotations
 
 import importlib
-from json.encoder import encode_basestring
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
 
@@ -274,12 +274,11 @@ def replace_directory(out_dir: Path, fill: Callable[[str], Rendered], workers: i
         if old is not None:
             if not out_dir.exists():
                 os.rename(old / "tree", out_dir)  # the swap did not happen: put the previous output back
-                shutil.rmtree(old, ignore_errors=True)
             else:
                 from smtpconf.render.parallel import remove_tree
 
                 remove_tree(str(old / "tree"), workers)  # the previous output: a directory per target
-                shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
     return rendered
 
 

@@ -28,17 +28,17 @@ def xml_chars(value: object) -> str:
     return text
 
 
-# Anything xml() must look at: a character XML cannot hold, or one it escapes. Most values (hosts,
-# addresses, ports) have none, and one search answers for them: 50,000 files call xml() 200,000 times.
-_XML_ATTENTION = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[&<>\"']")
-
-
 def xml_chars_all(texts: list[str]) -> None:
     """``xml_chars`` for each text: one search answers for all of them, and only when it finds a
     bad character is each checked, so that the error names the text that holds it."""
     if _NOT_XML_CHAR.search("".join(texts)):
         for text in texts:
             xml_chars(text)
+
+
+# Anything xml() must look at: a character XML cannot hold, or one it escapes. Most values (hosts,
+# addresses, ports) have none, and one search answers for them: 50,000 files call xml() 200,000 times.
+_XML_ATTENTION = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[&<>\"']")
 
 
 def xml(value: object) -> str:
