@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
@@ -25,13 +24,15 @@ from smtpconf.errors import RenderError
 from smtpconf.lint import lint_path
 from smtpconf.model import Config
 from smtpconf.render import (
-    MANIFEST_NAME, TARGETS, RenderContext, RenderedFile, manifest_json, render, render_to_directory,
+    MANIFEST_NAME, RenderContext, RenderedFile, manifest_json, render, render_to_directory,
 )
 from smtpconf.render import parallel
 from smtpconf.render.client_settings import incoming
 from smtpconf.render.escape import url_userinfo
 from smtpconf.render.mobileconfig import plist_xml, profile
-from tests.support.render import ACCOUNTS_YAML, tree, write_config
+from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
+    ACCOUNTS_YAML, TargetRender, plug_target, tree, write_config,
+)
 
 CLIENT_TARGETS = ["thunderbird", "autodiscover", "mobileconfig", "msmtp", "neomutt", "git-send-email", "dns"]
 SMTPCONF = Path(sys.executable).with_name("smtpconf")
@@ -89,20 +90,9 @@ def test_replacing_a_large_output_removes_every_old_file(config: Config, tmp_pat
     assert leftovers(tmp_path) == []
 
 
-@pytest.fixture
-def plug_target(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Callable[[RenderContext], Iterator[RenderedFile]]], None]:
-    def register(name: str, render: Callable[[RenderContext], Iterator[RenderedFile]]) -> None:
-        module = types.ModuleType(f"smtpconf.render.{name}")
-        module.render = render  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-        monkeypatch.setitem(TARGETS, name, name)
-
-    return register
-
-
 def test_a_target_failing_in_a_worker_leaves_the_output_as_it_was(
         config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        plug_target: Callable[[str, Callable[[RenderContext], Iterator[RenderedFile]]], None]) -> None:
+        plug_target: Callable[[str, TargetRender], None]) -> None:
     source = write_config(tmp_path / "src", MIXED_YAML)
     out = tmp_path / "out"
     assert main(["render", str(source), "-o", str(out), "--jobs", "2"]) == 0

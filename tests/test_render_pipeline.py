@@ -9,15 +9,16 @@ import resource
 import signal
 import subprocess
 import sys
-import types
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from smtpconf.cli import main
-from smtpconf.render import MANIFEST_NAME, SECRET_MODE, TARGETS, RenderContext, RenderedFile
-from tests.support.render import ACCOUNTS_YAML, render_ok, tree, write_config
+from smtpconf.render import MANIFEST_NAME, SECRET_MODE, RenderContext, RenderedFile
+from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
+    ACCOUNTS_YAML, TargetRender, plug_target, render_ok, tree, write_config,
+)
 
 CLIENT_TARGETS = "thunderbird,autodiscover,mobileconfig"
 SMTPCONF = Path(sys.executable).with_name("smtpconf")
@@ -42,22 +43,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     return write_config(tmp_path / "src", ACCOUNTS_YAML)
-
-
-TargetRender = Callable[[RenderContext], Iterable[RenderedFile]]
-
-
-@pytest.fixture
-def plug_target(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, TargetRender], None]:
-    """Register an extra target module, the way a real one is registered, for this test only."""
-
-    def register(name: str, render: TargetRender) -> None:
-        module = types.ModuleType(f"smtpconf.render.{name}")
-        module.render = render  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-        monkeypatch.setitem(TARGETS, name, name)
-
-    return register
 
 
 def one_error(err: str, text: str) -> bool:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
+
+import pytest
 
 from smtpconf.cli import main
+from smtpconf.render import TARGETS, RenderContext, RenderedFile
 
 # Accounts that cover the cases every client format must get right: STARTTLS (Gmail on 587) and
 # implicit TLS (163.com on 465), a Chinese display name, XML special characters in a name, and IDN
@@ -73,3 +78,19 @@ def tree(root: Path) -> dict[str, tuple[bytes, int]]:
     """Every file below ``root``: relative path -> (bytes, permission bits)."""
     return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+TargetRender = Callable[[RenderContext], Iterable[RenderedFile]]
+
+
+@pytest.fixture
+def plug_target(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, TargetRender], None]:
+    """Register an extra target module, the way a real one is registered, for this test only."""
+
+    def register(name: str, render: TargetRender) -> None:
+        module = types.ModuleType(f"smtpconf.render.{name}")
+        module.render = render  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        monkeypatch.setitem(TARGETS, name, name)
+
+    return register
