@@ -71,11 +71,13 @@ def main(rounds: int = 7) -> None:
         measured: dict[str, float] = {}
         for place, out in places.items():
             shutil.rmtree(out, ignore_errors=True)
-            measured[f"to {place}, new output"] = timed(render + ["-o", str(out)])
-            measured[f"to {place}, replacing the previous output"] = timed(render + ["-o", str(out)])
+            measured[f"render all client targets to {place}, new output"] = timed(render + ["-o", str(out)])
+            measured[f"render all client targets to {place}, replacing the previous output"] = timed(
+                render + ["-o", str(out)])
         out = places.get("tmpfs", places["disk"])
         shutil.rmtree(out, ignore_errors=True)
-        measured[f"to {'tmpfs' if 'tmpfs' in places else 'disk'}, new output, `--jobs 1`"] = timed(
+        place = "tmpfs" if "tmpfs" in places else "disk"
+        measured[f"render all client targets to {place}, new output, `--jobs 1`"] = timed(
             render + ["-o", str(out), "--jobs", "1"])
         # What the file system alone costs: the same files, written and then deleted by a bare loop
         # in this process (no interpreter start-up, no lint, no templates).
@@ -104,7 +106,7 @@ def main(rounds: int = 7) -> None:
     print(f"| smtpconf lint | {statistics.median(lint) * 1000:.0f} ms | 1.00 |")
     for what, values in times.items():
         spread = ratios[what]
-        print(f"| render all client targets {what} | {statistics.median(values) * 1000:.0f} ms "
+        print(f"| {what} | {statistics.median(values) * 1000:.0f} ms "
               f"| {statistics.median(spread):.2f} ({min(spread):.2f}-{max(spread):.2f}) |")
     print()
     print("goal: render <= 2.00 x lint")
