@@ -160,6 +160,9 @@ def test_playbook_applies_the_role_once_per_group(secrets_out: Path) -> None:
     assert [p["hosts"] for p in plays] == ["app-servers", "lan"]
     for play in plays:
         assert play["roles"] == [{"role": "smtp_relay"}]
+        # Every play names all the fleet groups, in file order: the role refuses a host that an
+        # inventory puts in two of them.
+        assert play["vars"] == {"smtp_relay_fleet_groups": ["app-servers", "lan"]}
         [verify] = play["tasks"]
         assert verify["tags"] == ["never", "verify"]  # runs only with --tags verify
         assert verify["ansible.builtin.import_role"] == {"name": "smtp_relay", "tasks_from": "verify"}

@@ -93,3 +93,63 @@ def test_plaintext_relay_not_in_use_and_may_level_pass_validation(tmp_path: Path
         result, _ = apply(tmp_path, variables)
         assert "has security: none" not in result.output, result.output
         assert "Check that no relay in use is plaintext-only" in result.output, result.output
+
+
+TWO_GROUPS = """\
+version: 1
+relays:
+  main:
+    host: smtp.example.test
+    port: 587
+    security: starttls
+    username: u
+    password: {vault: vault_main}
+  smtps:
+    host: smtps.example.test
+    port: 465
+    security: tls
+fleet:
+  web:
+    hosts: [web1.example.test]
+    relay: main
+  batch:
+    hosts: [batch1.example.test]
+    relay: smtps
+"""
+
+
+def test_host_in_two_fleet_groups_fails_before_touching_the_host(tmp_path: Path) -> None:
+    """smtpconf's lint refuses a host in two fleet groups (fleet-host-duplicate), but the user's own
+    inventory can still list one there: Ansible would merge both groups' group_vars into a mixture
+    of two relay configurations. The generated playbook names all fleet groups, and the role
+    refuses such a host in its validation."""
+    from smtpconf.cli import main as smtpconf_main
+
+    (tmp_path / "smtpconf.yaml").write_text(TWO_GROUPS)
+    assert smtpconf_main(["render", str(tmp_path / "smtpconf.yaml"), "-o", str(tmp_path / "out"),
+                          "--only", "ansible"]) == 0
+    ansible_dir = tmp_path / "out" / "ansible"
+    config_dir = tmp_path / "postfix"  # does not exist: nothing may create it
+
+    def playbook(inventory: str) -> ansible_run.Run:
+        (tmp_path / "inventory.ini").write_text(inventory)
+        return ansible_run.run([ansible_run.program("ansible-playbook"), "-i", str(tmp_path / "inventory.ini"),
+                                "playbook.yml", "-e", "ansible_connection=local", "-e", "ansible_become=false",
+                                "-e", f"smtp_relay_postfix_config_dir={config_dir}",
+                                "-e", "smtp_relay_install_packages=false", "-e", f"vault_main={CANARY}"],
+                               cwd=ansible_dir, home=tmp_path / "home")
+
+    result = playbook("[web]\nlocalhost\n\n[batch]\nlocalhost\n")
+    assert result.returncode != 0
+    message = ("localhost is in the fleet groups web, batch, and would get a mixture of their relay settings; "
+               "keep the host in one fleet group only (smtpconf lint reports this as fleet-host-duplicate)")
+    assert message in " ".join(result.output.split()), result.output
+    recap = result.recap()
+    assert (recap["failed"], recap["changed"]) == (1, 0), result.output
+    assert not config_dir.exists()
+    assert CANARY not in result.output
+
+    # The same host in one of the groups only passes this check, and the run goes on to the host.
+    result = playbook("[web]\nlocalhost\n\n[batch]\n")
+    assert "Check that the host is in at most one fleet group" in result.output, result.output
+    assert "fleet-host-duplicate" not in result.output, result.output
