@@ -31,7 +31,7 @@ from smtpconf.render.client_settings import incoming
 from smtpconf.render.escape import url_userinfo
 from smtpconf.render.mobileconfig import plist_xml, profile
 from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
-    ACCOUNTS_YAML, TargetRender, plug_target, tree, write_config,
+    ACCOUNTS_YAML, TargetRender, leftovers, plug_target, tree, write_config,
 )
 
 CLIENT_TARGETS = ["thunderbird", "autodiscover", "mobileconfig", "msmtp", "neomutt", "git-send-email", "dns"]
@@ -58,10 +58,6 @@ def config(tmp_path: Path) -> Config:
     lint = lint_path(write_config(tmp_path / "src", MIXED_YAML))
     assert lint.config is not None and not [f for f in lint.findings if f.level == "error"]
     return lint.config
-
-
-def leftovers(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if ".smtpconf-" in p.name or ".old-" in p.name)
 
 
 def test_two_workers_write_what_one_process_writes(config: Config, tmp_path: Path) -> None:

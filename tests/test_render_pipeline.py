@@ -17,7 +17,7 @@ import pytest
 from smtpconf.cli import main
 from smtpconf.render import MANIFEST_NAME, SECRET_MODE, RenderContext, RenderedFile
 from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
-    ACCOUNTS_YAML, TargetRender, plug_target, render_ok, tree, write_config,
+    ACCOUNTS_YAML, TargetRender, leftovers, plug_target, render_ok, tree, write_config,
 )
 
 CLIENT_TARGETS = "thunderbird,autodiscover,mobileconfig"
@@ -49,11 +49,6 @@ def one_error(err: str, text: str) -> bool:
     """The failure is one clear line (info findings of the file may precede it)."""
     errors = [line for line in err.splitlines() if line.startswith("smtpconf: error: ")]
     return len(errors) == 1 and text in errors[0]
-
-
-def leftovers(parent: Path) -> list[str]:
-    """Staging or backup directories a render left beside its output."""
-    return sorted(p.name for p in parent.iterdir() if ".smtpconf-" in p.name or ".old-" in p.name)
 
 
 def test_same_input_same_bytes(config: Path, tmp_path: Path) -> None:

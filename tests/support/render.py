@@ -80,6 +80,11 @@ def tree(root: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def leftovers(parent: Path) -> list[str]:
+    """Staging or backup directories a render left beside its output."""
+    return sorted(p.name for p in parent.iterdir() if ".smtpconf-" in p.name or ".old-" in p.name)
+
+
 TargetRender = Callable[[RenderContext], Iterable[RenderedFile]]
 
 
