@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from smtpconf.errors import RenderError, UsageError
-from smtpconf.model import Config
+from smtpconf.model import Account, Config
 from smtpconf.resources import resource_path
 
 if TYPE_CHECKING:
@@ -146,6 +146,15 @@ def safe_name(text: str) -> str:
     """A file-name component for an address or name: no separators, no leading dot."""
     cleaned = _UNSAFE_IN_NAME.sub("_", text)
     return "_" + cleaned if cleaned.startswith(".") or not cleaned else cleaned
+
+
+def account_files(ctx: RenderContext, target: str, template: str, suffix: str,
+                  data: Callable[[Account], dict[str, Any]], mode: int = PUBLIC_MODE) -> Iterator[RenderedFile]:
+    """One file per account, ``TARGET/<address><suffix>``: ``template`` rendered with ``data(account)``."""
+    accounts = ctx.config.accounts
+    for account, content in zip(accounts, ctx.template_many(template, [data(a) for a in accounts])):
+        yield RenderedFile(f"{target}/{safe_name(account.email)}{suffix}", content, target, "account",
+                           account.email, mode)
 
 
 def parse_only(only: str | None) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import RenderContext, RenderedFile, safe_name
+from smtpconf.render import RenderContext, RenderedFile, account_files
 from smtpconf.render.client_settings import display_name, incoming, outgoing
 
 TARGET = "autodiscover"
@@ -18,9 +18,7 @@ TEMPLATE = "autodiscover/autodiscover.xml.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    accounts = ctx.config.accounts
-    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_data(a) for a in accounts])):
-        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.xml", content, TARGET, "account", account.email)
+    return account_files(ctx, TARGET, TEMPLATE, ".xml", _data)
 
 
 def _data(account: Account) -> dict[str, Any]:

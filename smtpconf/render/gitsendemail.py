@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, safe_name
+from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files
 from smtpconf.render.client_settings import outgoing
 from smtpconf.render.command_line_clients import address_ascii, mailbox, password_source
 from smtpconf.render.escape import url_userinfo
@@ -22,10 +22,7 @@ TEMPLATE = "git-send-email/gitconfig.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    accounts = ctx.config.accounts
-    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_data(a) for a in accounts])):
-        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.gitconfig", content, TARGET,
-                           "account", account.email, SECRET_MODE)
+    return account_files(ctx, TARGET, TEMPLATE, ".gitconfig", _data, SECRET_MODE)
 
 
 def _data(account: Account) -> dict[str, Any]:

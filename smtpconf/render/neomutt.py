@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, listed, safe_name
+from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files, listed
 from smtpconf.render.command_line_clients import address_ascii, password_source
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.escape import url_userinfo
@@ -36,12 +36,9 @@ def server_url(server: ServerSettings, *, with_user: bool = True) -> str:
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    accounts = ctx.config.accounts
     left_out: list[str] = []
-    data = [_data(account, left_out) for account in accounts]
-    for account, content in zip(accounts, ctx.template_many(TEMPLATE, data)):
-        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.muttrc", content, TARGET,
-                           "account", account.email, SECRET_MODE)
+    yield from account_files(ctx, TARGET, TEMPLATE, ".muttrc", lambda account: _data(account, left_out),
+                             SECRET_MODE)
     if left_out:
         names = listed(left_out)
         ctx.notes.append(f"neomutt files for {names} set up sending only: one of the account's servers uses "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from smtpconf.model import Account
-from smtpconf.render import RenderContext, RenderedFile, safe_name
+from smtpconf.render import RenderContext, RenderedFile, account_files, safe_name
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, local_part, outgoing
 
 TARGET = "thunderbird"
@@ -25,10 +25,8 @@ EMAIL_LOCAL_PART = "%EMAILLOCALPART%"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    accounts = ctx.config.accounts
-    for account, content in zip(accounts, ctx.template_many(TEMPLATE, [_account_data(a) for a in accounts])):
-        yield RenderedFile(f"{TARGET}/{safe_name(account.email)}.xml", content, TARGET, "account", account.email)
-    domains = _by_domain(accounts)
+    yield from account_files(ctx, TARGET, TEMPLATE, ".xml", _account_data)
+    domains = _by_domain(ctx.config.accounts)
     data = [_domain_data(domain, members) for domain, members in domains.items()]
     for domain, content in zip(domains, ctx.template_many(TEMPLATE, data)):
         yield RenderedFile(f"{TARGET}/domains/{safe_name(domain)}/mail/config-v1.1.xml", content,
