@@ -51,7 +51,7 @@ def lint_document(doc: Document) -> tuple[Config | None, list[Finding]]:
         if rule.check is None:
             continue
         for hit in rule.check(config):
-            findings.append(doc.finding(hit.path, rule.level, rule.id, hit.message, key=hit.at_key))
+            findings.append(doc.finding(hit.path, hit.level or rule.level, rule.id, hit.message, key=hit.at_key))
     return config, findings
 
 

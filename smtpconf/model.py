@@ -7,11 +7,11 @@ its line and column, so later stages can point at the user's text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Literal, Mapping, NamedTuple
 
 import yaml
 
@@ -27,10 +27,29 @@ _INCOMING_DEFAULT_PORT = {("imap", "tls"): 993, ("imap", "starttls"): 143, ("ima
                           ("pop3", "tls"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110}
 
 
+AuthKind = Literal["password", "oauth2", "none"]
+Mechanism = Literal["xoauth2", "oauthbearer"]
+
+
 class Server(NamedTuple):
     host: str
     port: int
     security: str
+
+
+@dataclass(frozen=True)
+class OAuth2Preset:
+    """A provider's identity platform, from ``providers.yaml``. URLs may hold ``{tenant}``."""
+
+    mechanism: Mechanism
+    issuer: str
+    authorize_url: str
+    token_url: str
+    device_url: str | None  # None: the provider allows no device flow for mail (Google)
+    scopes: tuple[str, ...]
+    incoming_scopes: Mapping[str, str]  # protocol -> the extra scope reading mail needs
+    tenant: str | None  # the default tenant, where URLs hold {tenant}
+    console: str  # where the application is registered
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,19 @@ class Preset:
     note: str
     docs: str
     spf_includes: tuple[str, ...] = ()  # documented SPF includes of its sending servers, first to publish
+    oauth2: OAuth2Preset | None = None
+
+
+def _oauth2_preset(raw: Mapping[str, Any] | None) -> OAuth2Preset | None:
+    if raw is None:
+        return None
+    return OAuth2Preset(
+        mechanism=raw["mechanism"], issuer=raw["issuer"], authorize_url=raw["authorize_url"],
+        token_url=raw["token_url"], device_url=raw.get("device_url"), scopes=tuple(raw["scopes"]),
+        incoming_scopes=MappingProxyType({protocol: raw[f"{protocol}_scope"] for protocol in ("imap", "pop3")
+                                          if f"{protocol}_scope" in raw}),
+        tenant=raw.get("tenant"), console=raw["console"],
+    )
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +93,7 @@ def presets() -> Mapping[str, Preset]:
             note=" ".join(entry["note"].split()),
             docs=entry["docs"],
             spf_includes=tuple(entry.get("spf", ())),
+            oauth2=_oauth2_preset(entry.get("oauth2")),
         )
         for name, entry in raw.items()
     })
@@ -68,7 +101,7 @@ def presets() -> Mapping[str, Preset]:
 
 @dataclass(frozen=True)
 class SecretRef:
-    """Where a password comes from. The value itself is never held here, except an inline string
+    """Where a secret (a password, a refresh token, a client secret) comes from. The value itself is never held here, except an inline string
     (the lint error ``inline-secret``), which ``repr`` hides."""
 
     kind: str  # env | file | command | vault | inline
@@ -107,16 +140,88 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class Relay:
-    name: str
-    endpoint: Endpoint
+class OAuth2:
+    """An OAuth2 login's client and identity provider, the preset's values under the file's, with
+    ``{tenant}`` filled in: every stage reads the final URLs and scopes from here."""
+
+    client_id: str | None  # None: the lint error oauth2-incomplete
+    tenant: str | None
+    refresh_token: SecretRef | None  # None: the lint error oauth2-incomplete
+    client_secret: SecretRef | None
+    mechanism: Mechanism
+    token_url: str | None  # None: no preset gives one and the file does not (oauth2-incomplete)
+    authorize_url: str | None
+    device_url: str | None
+    scopes: tuple[str, ...]
+    issuer: str | None  # the preset's identity provider (Thunderbird's <oAuth2><issuer>)
+    path: JsonPath  # the oauth2 block (or, with no block, where auth: oauth2 is written)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.client_id and self.refresh_token and self.token_url)
+
+    @property
+    def sasl_name(self) -> str:
+        """The SASL mechanism as servers advertise it: XOAUTH2 or OAUTHBEARER (RFC 7628)."""
+        return self.mechanism.upper()
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who logs in to an SMTP server and with what: decided once, in ``build``, and read by
+    send-test, every client target, Postfix and the role.
+
+    ``auth`` is the file's ``auth``, or what its fields imply: ``oauth2`` with an ``oauth2`` block,
+    ``password`` with a password; without either, a relay sends without AUTH and an account's
+    client asks its user for a password (submission always wants AUTH) unless the server has
+    ``security: none``.
+    """
+
+    auth: AuthKind
     username: str | None
-    password: SecretRef | None
-    path: JsonPath
+    password: SecretRef | None  # as written; used only with auth: password
+    oauth2: OAuth2 | None  # only with auth: oauth2
+    path: JsonPath  # the relay or account whose credential this is
 
     @property
     def authenticates(self) -> bool:
-        return self.password is not None
+        return self.auth != "none"
+
+    @property
+    def secret(self) -> SecretRef | None:
+        """The secret this login reads: the password, or the OAuth2 refresh token."""
+        if self.auth == "oauth2":
+            return self.oauth2.refresh_token if self.oauth2 else None
+        return self.password if self.auth == "password" else None
+
+    @property
+    def mechanisms(self) -> tuple[str, ...]:
+        """SASL mechanisms this login can use, as servers advertise them."""
+        if self.auth == "oauth2" and self.oauth2 is not None:
+            return (self.oauth2.sasl_name,)
+        if self.auth == "password":
+            return ("PLAIN", "LOGIN")
+        return ()
+
+
+@dataclass(frozen=True)
+class Relay:
+    name: str
+    endpoint: Endpoint
+    login: Login
+    path: JsonPath
+
+    @property
+    def username(self) -> str | None:
+        return self.login.username
+
+    @property
+    def password(self) -> SecretRef | None:
+        return self.login.password
+
+    @property
+    def authenticates(self) -> bool:
+        return self.login.authenticates
 
 
 @dataclass(frozen=True)
@@ -131,11 +236,19 @@ class Account:
     email: str
     name: str | None
     smtp: Endpoint
-    username: str
-    password: SecretRef | None
+    login: Login  # the account's own, or its relay's when it has no credential of its own
     incoming: Incoming | None
     relay: str | None
     path: JsonPath
+
+    @property
+    def username(self) -> str:
+        """The SMTP login name (an account always has one: its address by default)."""
+        return self.login.username or self.email
+
+    @property
+    def password(self) -> SecretRef | None:
+        return self.login.password
 
     @property
     def domain(self) -> str:
@@ -285,6 +398,46 @@ def _incoming(doc: Document, raw: Mapping[str, Any] | None, path: JsonPath, acco
     return Incoming(ep, protocol, raw.get("username", username))
 
 
+def _oauth2(doc: Document, raw: Mapping[str, Any], path: JsonPath, preset: Preset | None,
+            incoming_protocol: str | None) -> OAuth2:
+    block: Mapping[str, Any] = raw.get("oauth2") or {}
+    where = path + ("oauth2",) if "oauth2" in raw else path + ("auth",)
+    idp = preset.oauth2 if preset else None
+    tenant = block.get("tenant") or (idp.tenant if idp else None)
+
+    def url(key: str) -> str | None:
+        value = block.get(key) or (getattr(idp, key) if idp else None)
+        return value.replace("{tenant}", tenant or "") if value else None
+
+    scopes = tuple(block["scopes"]) if "scopes" in block else (idp.scopes if idp else ())
+    if "scopes" not in block and idp and incoming_protocol and incoming_protocol in idp.incoming_scopes:
+        scopes += (idp.incoming_scopes[incoming_protocol],)  # one token for sending and reading
+    return OAuth2(
+        client_id=block.get("client_id"), tenant=tenant,
+        refresh_token=secret(doc, block.get("refresh_token"), where + ("refresh_token",)),
+        client_secret=secret(doc, block.get("client_secret"), where + ("client_secret",)),
+        mechanism=block.get("mechanism") or (idp.mechanism if idp else "xoauth2"),
+        token_url=url("token_url"), authorize_url=url("authorize_url"), device_url=url("device_url"),
+        scopes=scopes, issuer=idp.issuer if idp and "token_url" not in block else None, path=where,
+    )
+
+
+def _login(doc: Document, raw: Mapping[str, Any], path: JsonPath, endpoint: Endpoint,
+           username: str | None, *, default: AuthKind, incoming_protocol: str | None = None) -> Login:
+    auth: AuthKind = raw.get("auth") or ("oauth2" if "oauth2" in raw else "password" if "password" in raw
+                                         else default)
+    return Login(
+        auth=auth, username=username,
+        password=secret(doc, raw.get("password"), path + ("password",)),
+        oauth2=_oauth2(doc, raw, path, preset_of(endpoint), incoming_protocol) if auth == "oauth2" else None,
+        path=path,
+    )
+
+
+# An account that writes none of these logs in with its relay's login (a shared submission login).
+_OWN_LOGIN = ("username", "password", "auth", "oauth2")
+
+
 def build(doc: Document) -> Config:
     """Build the model from a schema-valid document whose references resolve."""
     data = doc.data
@@ -292,11 +445,12 @@ def build(doc: Document) -> Config:
     for name, raw in (data.get("relays") or {}).items():
         path = ("relays", name)
         preset = presets().get(raw.get("provider") or "")
+        relay_endpoint = endpoint(doc, raw, path, preset_servers=preset.smtp if preset else ())
         relays[name] = Relay(
             name=name,
-            endpoint=endpoint(doc, raw, path, preset_servers=preset.smtp if preset else ()),
-            username=raw.get("username", preset.username if preset else None),
-            password=secret(doc, raw.get("password"), path + ("password",)),
+            endpoint=relay_endpoint,
+            login=_login(doc, raw, path, relay_endpoint, raw.get("username", preset.username if preset else None),
+                         default="none"),
             path=path,
         )
 
@@ -308,15 +462,19 @@ def build(doc: Document) -> Config:
         if relay is not None:
             base = relay.endpoint
             smtp = endpoint(doc, raw, path, base=Server(base.host, base.port, base.security), base_ca=base.ca_file)
-            smtp = Endpoint(smtp.host, smtp.port, smtp.security, smtp.ca_file, base.provider, path, smtp.explicit)
+            smtp = replace(smtp, provider=base.provider)
         else:
             smtp = endpoint(doc, raw, path, preset_servers=preset.smtp if preset else ())
         username = raw.get("username") or (preset.username if preset and preset.username else raw["email"])
+        incoming = _incoming(doc, raw.get("incoming"), path + ("incoming",), raw.get("provider"), username)
+        if relay is not None and not any(key in raw for key in _OWN_LOGIN):
+            login = relay.login
+        else:
+            login = _login(doc, raw, path, smtp, username, default="none" if smtp.security == "none" else "password",
+                           incoming_protocol=incoming.protocol if incoming else None)
         accounts.append(Account(
-            email=raw["email"], name=raw.get("name"), smtp=smtp, username=username,
-            password=secret(doc, raw.get("password"), path + ("password",)),
-            incoming=_incoming(doc, raw.get("incoming"), path + ("incoming",), raw.get("provider"), username),
-            relay=raw.get("relay"), path=path,
+            email=raw["email"], name=raw.get("name"), smtp=smtp, login=login,
+            incoming=incoming, relay=raw.get("relay"), path=path,
         ))
 
     fleet = {
@@ -350,16 +508,25 @@ def build(doc: Document) -> Config:
 class EndpointUse(NamedTuple):
     what: str  # "relay 'ses'", "account a@example.com", ...: for messages
     endpoint: Endpoint
-    password: SecretRef | None
+    login: Login
     smtp: bool  # submission (not an incoming IMAP/POP3 server)
+
+    @property
+    def password(self) -> SecretRef | None:
+        return self.login.password
+
+    @property
+    def credential(self) -> SecretRef | None:
+        """What the file sends over this connection's AUTH: a password or an OAuth2 token."""
+        return self.login.secret if self.login.authenticates else None
 
 
 def endpoint_uses(config: Config) -> list[EndpointUse]:
     """Every endpoint in the file with what uses it: relays, accounts' SMTP and incoming servers."""
-    uses = [EndpointUse(f"relay '{r.name}'", r.endpoint, r.password, True) for r in config.relays.values()]
+    uses = [EndpointUse(f"relay '{r.name}'", r.endpoint, r.login, True) for r in config.relays.values()]
     for account in config.accounts:
-        uses.append(EndpointUse(f"account {account.email}", account.smtp, account.password, True))
+        uses.append(EndpointUse(f"account {account.email}", account.smtp, account.login, True))
         if account.incoming is not None:
             uses.append(EndpointUse(f"incoming server of {account.email}", account.incoming.endpoint,
-                                    account.password, False))
+                                    account.login, False))
     return uses

@@ -166,16 +166,17 @@ def _endpoint(host: str, provider: str | None = None) -> Endpoint:
 
 def test_provider_hints_know_presets_by_host_too() -> None:
     """A relay written as host smtp.gmail.com without ``provider`` still gets Gmail's note."""
-    from smtpconf.model import EndpointUse
+    from smtpconf.model import EndpointUse, Login
     from smtpconf.probe.endpoints import _provider_note
     from smtpconf.probe.sendtest import Target, _provider_hint
 
-    gmail = Target("relay 'r'", _endpoint("smtp.gmail.com"), "a@example.com", None, None)
+    login = Login("password", "a@example.com", None, None, ("relays", "r"))
+    gmail = Target("relay 'r'", _endpoint("smtp.gmail.com"), login, None)
     assert "app password" in _provider_hint(gmail)
-    assert "Check the username" in _provider_hint(Target("relay 'r'", _endpoint("smtp.example.test"), None, None, None))
-    o365 = EndpointUse("relay 'r'", _endpoint("smtp.office365.com"), None, True)
+    assert "Check the username" in _provider_hint(Target("relay 'r'", _endpoint("smtp.example.test"), login, None))
+    o365 = EndpointUse("relay 'r'", _endpoint("smtp.office365.com"), login, True)
     assert "SMTP AUTH" in _provider_note(o365)
-    assert _provider_note(EndpointUse("relay 'r'", _endpoint("smtp.example.test"), None, True)) == ""
+    assert _provider_note(EndpointUse("relay 'r'", _endpoint("smtp.example.test"), login, True)) == ""
 
 
 def test_probe_key_ignores_the_trailing_dot_and_case() -> None:

@@ -73,7 +73,10 @@ def test_known_provider_includes_and_fallbacks(tmp_path: Path) -> None:
               "mailgun": "mailgun", "zoho": "zoho", "n163": "163", "qq": "qq", "fastmail": "fastmail"}
     lines = ["version: 1", "relays:"]
     for name, provider in relays.items():
-        lines += [f"  {name}:", f"    provider: \"{provider}\"", "    username: u", "    password: {env: P}"]
+        # Microsoft takes no passwords for SMTP (basic-auth-retired): those log in with OAuth2.
+        credential = ("    oauth2: {client_id: c, refresh_token: {env: R}}" if provider in ("outlook", "office365")
+                      else "    password: {env: P}")
+        lines += [f"  {name}:", f"    provider: \"{provider}\"", "    username: u", credential]
     lines += ["  byhost: {host: email-smtp.ap-south-1.amazonaws.com, port: 587, username: u, password: {env: P}}",
               "  lab: {host: smtp.lab.example.test, port: 587, username: u, password: {env: P}}",
               "  ip: {host: 192.0.2.7, port: 587, username: u, password: {env: P}}",

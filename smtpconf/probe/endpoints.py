@@ -65,7 +65,7 @@ def _hits(use: EndpointUse, outcome: Outcome) -> list[LiveHit]:
         return [LiveHit(path, "dns-timeout", f"address of {host}: {outcome.address.reason}; "
                                              "not probed, result unknown")]
     return [LiveHit(path, p.rule, p.message + (_provider_note(use) if p.rule == "auth-not-offered" else ""))
-            for p in outcome.problems if not (p.auth_only and use.password is None)]
+            for p in outcome.problems if not (p.auth_only and use.credential is None)]
 
 
 def _provider_note(use: EndpointUse) -> str:

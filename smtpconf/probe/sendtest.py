@@ -24,7 +24,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 
 from smtpconf.errors import UsageError
 from smtpconf.lint import lint_path
-from smtpconf.model import Config, Endpoint, SecretRef, preset_of
+from smtpconf.model import Config, Endpoint, Login, SecretRef, preset_of
 
 T = TypeVar("T")
 
@@ -32,9 +32,16 @@ T = TypeVar("T")
 class Target(NamedTuple):
     what: str  # "relay 'lab'" / "account a@example.com"
     endpoint: Endpoint
-    username: str | None
-    password: SecretRef | None
+    login: Login  # the model's: an account without a credential of its own has its relay's
     sender: str | None
+
+    @property
+    def username(self) -> str | None:
+        return self.login.username
+
+    @property
+    def password(self) -> SecretRef | None:
+        return self.login.password
 
 
 class StepFailed(Exception):
@@ -75,16 +82,11 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
         if relay is None:
             raise UsageError(f"no relay '{args.relay}' in {args.file} (relays: {', '.join(config.relays) or 'none'})")
         sender = relay.username if relay.username and "@" in relay.username else None
-        return Target(f"relay '{relay.name}'", relay.endpoint, relay.username, relay.password, sender)
+        return Target(f"relay '{relay.name}'", relay.endpoint, relay.login, sender)
     wanted = args.account.lower()
     for account in config.accounts:
         if account.email.lower() == wanted:
-            username: str | None = account.username  # the relay's login may have none
-            password = account.password
-            if password is None and account.relay:  # an account without a password uses the relay's login
-                relay = config.relays[account.relay]
-                username, password = relay.username, relay.password
-            return Target(f"account {account.email}", account.smtp, username, password, account.email)
+            return Target(f"account {account.email}", account.smtp, account.login, account.email)
     known = ", ".join(a.email for a in config.accounts) or "none"
     raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
 

@@ -25,6 +25,7 @@ class Hit(NamedTuple):
     path: JsonPath
     message: str
     at_key: bool = False  # point at the key (a relay's name) rather than its value
+    level: str | None = None  # a rule whose level depends on the case (basic-auth-retired); else the rule's
 
 
 Check = Callable[["Config"], Iterable[Hit]]
@@ -67,7 +68,8 @@ def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
 
 
 # The rule families, in the order of docs/rules.md and `lint --list-rules` (stage-emitted ids first).
-FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "fleet", "postfix", "live")
+FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "oauth2", "fleet", "postfix",
+            "live")
 
 
 def all_rules() -> dict[str, Rule]:

@@ -10,7 +10,7 @@ from smtpconf.rules import Hit, rule
 
 @rule("inline-secret", "error")
 def inline_secret(config: Config) -> Iterator[Hit]:
-    """A password is written into the file as plain text.
+    """A password, OAuth2 refresh token or client secret is written into the file as plain text.
 
     The file is committed, reviewed and copied; a password in it leaks with every copy. Reference
     the secret instead: `{env: NAME}` (an environment variable), `{file: PATH}` (a file such as
@@ -18,13 +18,17 @@ def inline_secret(config: Config) -> Iterator[Hit]:
     `{vault: VAR}` (an Ansible Vault variable, resolved at deploy time). The message never repeats
     the value.
     """
-    for relay in config.relays.values():
-        if relay.password is not None and relay.password.inline:
-            yield Hit(relay.password.path, f"relay '{relay.name}': {_MESSAGE}")
-    for account in config.accounts:
-        if account.password is not None and account.password.inline:
-            yield Hit(account.password.path, f"account {account.email}: {_MESSAGE}")
+    logins = [(f"relay '{relay.name}'", relay.login) for relay in config.relays.values()]
+    logins += [(f"account {account.email}", account.login) for account in config.accounts
+               if account.login.path == account.path]  # one using its relay's login is the relay's finding
+    for who, login in logins:
+        oauth2 = login.oauth2
+        for what, secret in (("password", login.password),
+                             ("refresh_token", oauth2.refresh_token if oauth2 else None),
+                             ("client_secret", oauth2.client_secret if oauth2 else None)):
+            if secret is not None and secret.inline:
+                yield Hit(secret.path, f"{who}: {what} {_MESSAGE}")
 
 
-_MESSAGE = ("password is written inline; use {env: NAME}, {file: PATH}, {command: CMD} or "
+_MESSAGE = ("is written inline; use {env: NAME}, {file: PATH}, {command: CMD} or "
             "{vault: VAR} and keep the value out of the file")

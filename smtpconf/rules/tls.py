@@ -42,7 +42,7 @@ def plaintext_auth(config: Config) -> Iterator[Hit]:
     that line with `# smtpconf: ignore[plaintext-auth]`.
     """
     for use in endpoint_uses(config):
-        if use.endpoint.security == "none" and use.password is not None:
+        if use.endpoint.security == "none" and use.login.auth == "password" and use.password is not None:
             where = use.endpoint.path + (("security",) if "security" in use.endpoint.explicit else ())
             yield Hit(where, f"{use.what}: security none would send the password in the clear; "
                              "use starttls (587) or tls (465)")
