@@ -136,7 +136,7 @@ class Endpoint:
     def key(self) -> tuple[str, int, str, str | None]:
         """Identity for probing: endpoints with the same key are probed once. ``smtp.example.com.``
         (absolute) and ``SMTP.example.com`` are the same server."""
-        return (self.host_ascii.rstrip(".").lower(), self.port, self.security, self.ca_file)
+        return (canonical_host(self.host), self.port, self.security, self.ca_file)
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,11 @@ class Account:
     def domain_ascii(self) -> str:
         return to_ascii_host(self.domain)
 
+    @property
+    def domain_host(self) -> str:
+        """The domain by ``canonical_host``: how accounts are matched to ``domains`` entries."""
+        return canonical_host(self.domain)
+
 
 @dataclass(frozen=True)
 class SenderRelay:
@@ -279,12 +284,17 @@ class FleetGroup:
 
 @dataclass(frozen=True)
 class DomainPolicy:
-    name: str
+    name: str  # as written; IDN names stay Unicode here
     relays: tuple[str, ...]
     dkim_selectors: tuple[str, ...]
     dmarc_policy: str | None
     srv: bool
     path: JsonPath
+
+    @property
+    def host(self) -> str:
+        """The name DNS is asked about (``canonical_host``)."""
+        return canonical_host(self.name)
 
 
 @dataclass(frozen=True)
@@ -298,6 +308,10 @@ class Config:
     @property
     def file(self) -> str:
         return self.doc.file
+
+    def accounts_of(self, domain: DomainPolicy) -> list[Account]:
+        """The accounts whose address is in ``domain`` (compared as DNS names)."""
+        return [account for account in self.accounts if account.domain_host == domain.host]
 
 
 def preset_of(endpoint: Endpoint) -> Preset | None:
@@ -319,6 +333,13 @@ def to_ascii_host(host: str) -> str:
     if host.isascii():
         return host
     return host.rstrip(".").encode("idna").decode("ascii")
+
+
+def canonical_host(host: str) -> str:
+    """The one spelling every stage compares hosts and domains by: A-labels (punycode), lower case,
+    no trailing dot. ``例子.测试``, ``XN--fsqu00a.xn--0zwm56d.`` and ``xn--fsqu00a.xn--0zwm56d`` are
+    one name."""
+    return to_ascii_host(host).rstrip(".").lower()
 
 
 def tls_level_at_least(level: str, minimum: str) -> bool:

@@ -32,7 +32,7 @@ def _tags(record: str) -> dict[str, str]:
 class DomainCheck:
     def __init__(self, config: Config, policy: DomainPolicy, resolver: Resolver) -> None:
         self.config, self.policy, self.resolver = config, policy, resolver
-        self.domain = policy.name.rstrip(".")
+        self.domain = policy.host
         self.hits: list[LiveHit] = []
 
     def hit(self, rule: str, message: str) -> None:
@@ -172,7 +172,7 @@ class DomainCheck:
                                         f"got '{','.join(rua)}'")
 
     async def srv(self) -> None:
-        expected = expected_srv(a for a in self.config.accounts if a.domain_ascii.lower() == self.domain.lower())
+        expected = expected_srv(self.config.accounts_of(self.policy))
         await asyncio.gather(*(self.srv_service(service, wanted) for service, wanted in expected.items()))
 
     async def srv_service(self, service: str, wanted: set[tuple[str, int]]) -> None:

@@ -20,7 +20,7 @@ import ipaddress
 from functools import lru_cache
 from typing import Iterable, Iterator, NamedTuple
 
-from smtpconf.model import Account, Config, DomainPolicy, Endpoint, preset_of, to_ascii_host
+from smtpconf.model import Account, Config, DomainPolicy, Endpoint, canonical_host, preset_of
 from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.render.client_settings import ServerSettings, incoming, outgoing
 
@@ -80,7 +80,7 @@ def _unicode(domain: str) -> str:
 
 
 def fqdn(name: str) -> str:
-    return to_ascii_host(name).rstrip(".").lower() + "."
+    return canonical_host(name) + "."
 
 
 def _policy(config: Config, domain: str) -> DomainPolicy | None:
@@ -89,9 +89,9 @@ def _policy(config: Config, domain: str) -> DomainPolicy | None:
 
 def _domains(config: Config) -> dict[str, list[Account]]:
     """Domain (A-labels, lower case, no trailing dot) -> its accounts, in the order of the file."""
-    found: dict[str, list[Account]] = {fqdn(name)[:-1]: [] for name in config.domains}
+    found: dict[str, list[Account]] = {policy.host: [] for policy in config.domains.values()}
     for account in config.accounts:
-        found.setdefault(account.domain_ascii.lower(), []).append(account)
+        found.setdefault(account.domain_host, []).append(account)
     return {domain: accounts for domain, accounts in found.items()
             if fqdn(domain) in {fqdn(name) for name in config.domains}
             or not all(_providers_own_domain(a) for a in accounts)}

@@ -191,3 +191,32 @@ def test_dmarc_falls_back_to_the_organizational_domain(tmp_path: Path) -> None:
     messages = {f["message"] for f in run.findings if f["rule"].startswith("dmarc")}
     assert any("sp=none (inherited from _dmarc.weak.test)" in m for m in messages), messages
     assert any("no DMARC record at _dmarc.sub.bare.test (nor at _dmarc.bare.test)" in m for m in messages), messages
+
+
+def test_an_idn_domain_is_checked_for_the_srv_records_the_dns_target_writes(tmp_path: Path) -> None:
+    """The dns target writes SRV records under the A-label of ``例子.测试``; the live check must
+    expect the same records at the same name (it once compared accounts by A-label against the
+    U-label of the domain, expected nothing and reported nothing)."""
+    import json
+
+    from smtpconf.cli import main
+
+    domain, ascii_domain = "例子.测试", "xn--fsqu00a.xn--0zwm56d"
+    text = ("version: 1\naccounts:\n"
+            f"  - {{email: user@{domain}, host: smtp.{domain}, port: 465, security: tls}}\n"
+            f"domains:\n  {domain}:\n    srv: true\n")
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text(text, encoding="utf-8")
+    assert main(["render", str(config), "-o", str(tmp_path / "out"), "--only", "dns"]) == 0
+    rendered = (tmp_path / "out" / "dns" / f"{ascii_domain}.zone").read_text(encoding="utf-8")
+    assert f"_submissions._tcp.{ascii_domain}." in rendered
+
+    def srv_findings(zone_lines: str) -> list[dict[str, Any]]:
+        with NsdServer({ascii_domain: zone_text(ascii_domain) + zone_lines}) as dns:
+            run = run_check(config, "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", "3", "--no-probe")
+        return [f for f in run.findings if f["rule"] == "srv-mismatch"]
+
+    assert srv_findings(rendered) == []
+    without_srv = "".join(line + "\n" for line in rendered.splitlines() if " SRV " not in line)
+    [missing] = srv_findings(without_srv)
+    assert f"_submissions._tcp.{ascii_domain}" in missing["message"], json.dumps(missing, ensure_ascii=False)
