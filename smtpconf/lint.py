@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -20,6 +21,19 @@ class FileResult(NamedTuple):
     file: str
     config: Config | None  # None when the file did not get as far as the model
     findings: list[Finding]
+
+
+def refused(result: FileResult, command: str, consequence: str) -> bool:
+    """The one gate for lint errors of the commands that act on a file (render, send-test): the
+    file's findings go to stderr (stdout is the command's own output), and with an error among
+    them the command must stop, exit 1: the model is only trustworthy for a file that lints clean."""
+    from smtpconf.report.text import report
+
+    sys.stderr.write(report(result.findings, all_rules()))
+    if result.config is not None and not any(f.level == "error" for f in result.findings):
+        return False
+    print(f"smtpconf: {command} refused: {result.file} has errors (above); {consequence}", file=sys.stderr)
+    return True
 
 
 def lint_path(path: Path, file: str | None = None) -> FileResult:

@@ -11,9 +11,7 @@ from smtpconf.render import parse_only, render_to_directory
 
 
 def run(args: argparse.Namespace) -> int:
-    from smtpconf.lint import lint_path
-    from smtpconf.report.text import report
-    from smtpconf.rules import all_rules
+    from smtpconf.lint import lint_path, refused
 
     targets = parse_only(args.only)
     path = Path(args.file)
@@ -21,9 +19,7 @@ def run(args: argparse.Namespace) -> int:
         raise FatalError(f"{args.file}: no such file")
     result = lint_path(path, args.file)
     # Findings go to stderr, so that `--format json` prints only the manifest on stdout.
-    sys.stderr.write(report(result.findings, all_rules()))
-    if result.config is None or any(f.level == "error" for f in result.findings):
-        print(f"smtpconf: render refused: {args.file} has errors (above); nothing was written", file=sys.stderr)
+    if refused(result, "render", "nothing was written"):
         return 1
     options = {"postfix_map_dir": getattr(args, "postfix_map_dir", None),
                # Asked for by name, a target that cannot be complete is an error; as part of "all
