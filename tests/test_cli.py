@@ -74,6 +74,28 @@ def test_init_writes_a_commented_starter_that_lints_clean(tmp_path: Path) -> Non
     assert again.returncode == 2 and "--force" in again.stderr
 
 
+def test_the_starters_commented_oauth2_relay_lints_clean_once_uncommented(tmp_path: Path) -> None:
+    # The starter tells its reader to uncomment the o365 relay: what they get must be a valid
+    # OAuth2 login (no oauth2-incomplete, no basic-auth-retired), not a schema error.
+    lines = run("init", "-").stdout.splitlines()
+    start = lines.index("  # o365:")
+    block = [start]
+    while lines[block[-1] + 1].startswith("  #   "):
+        block.append(block[-1] + 1)
+    for index in block:
+        lines[index] = "  " + lines[index][len("  # "):]
+    (tmp_path / "smtpconf.yaml").write_text("\n".join(lines) + "\n")
+    done = run("lint", "--strict", "--format", "json", str(tmp_path / "smtpconf.yaml"))
+    assert done.returncode == 0, done.stdout
+    from smtpconf.lint import lint_path
+
+    config = lint_path(tmp_path / "smtpconf.yaml").config
+    assert config is not None
+    login = config.relays["o365"].login
+    assert login.auth == "oauth2" and login.oauth2 is not None and login.oauth2.complete
+    assert login.oauth2.token_url == "https://login.microsoftonline.com/example.com/oauth2/v2.0/token"
+
+
 def test_providers_lists_every_preset_with_its_note() -> None:
     out = run("providers").stdout
     for name in ("gmail", "163", "qq", "office365", "sendgrid", "ses"):
