@@ -380,20 +380,44 @@ def endpoint(doc: Document, raw: Mapping[str, Any], path: JsonPath, *,
         matches = [s for s in preset_servers
                    if (port is None or s.port == port) and (security is None or s.security == security)]
         chosen = matches[0] if matches else preset_servers[0]
-    host = raw.get("host") or (chosen.host if chosen else "")
-    if security is None:
-        if chosen is not None and (port is None or port == chosen.port):
-            security = chosen.security
-        else:
-            security = "tls" if port in (465, 2465, 994) else "starttls"
-    if port is None:
-        port = chosen.port if chosen is not None and chosen.security == security else _DEFAULT_PORT[security]
+    port, security = _port_security(port, security, chosen, _SMTP_DEFAULTS)
     return Endpoint(
-        host=host, port=port, security=security,
+        host=raw.get("host") or (chosen.host if chosen else ""), port=port, security=security,
         ca_file=_resolve_file(doc, raw.get("ca_file")) or base_ca,
         provider=raw.get("provider"), path=path,
         explicit=frozenset(k for k in ("host", "port", "security", "ca_file") if k in raw),
     )
+
+
+class _Defaults(NamedTuple):
+    ports: Mapping[str, int]  # security -> its standard port
+    implicit_tls_ports: frozenset[int]  # ports that speak TLS from the first byte
+    security: str  # with neither a port nor a preset
+
+
+# RFC 8314 §3.3 (implicit TLS on 465, 993, 995; NetEase's 994), RFC 6409 (587 with STARTTLS).
+_SMTP_DEFAULTS = _Defaults(_DEFAULT_PORT, frozenset({465, 2465, 994}), "starttls")
+_INCOMING_DEFAULTS = {
+    protocol: _Defaults({security: port for (p, security), port in _INCOMING_DEFAULT_PORT.items() if p == protocol},
+                        frozenset({993, 995}), "tls")
+    for protocol in ("imap", "pop3")
+}
+
+
+def _port_security(port: int | None, security: str | None, base: Server | None,
+                   defaults: _Defaults) -> tuple[int, str]:
+    """The one inference of a missing port or security: the base (preset or relay) server's when
+    what is written agrees with it, else the standard for the other half."""
+    if security is None:
+        if base is not None and port in (None, base.port):
+            security = base.security
+        elif port is None:
+            security = defaults.security
+        else:
+            security = "tls" if port in defaults.implicit_tls_ports else "starttls"
+    if port is None:
+        port = base.port if base is not None and base.security == security else defaults.ports[security]
+    return port, security
 
 
 def _incoming(doc: Document, raw: Mapping[str, Any] | None, path: JsonPath, account_provider: str | None,
@@ -406,13 +430,8 @@ def _incoming(doc: Document, raw: Mapping[str, Any] | None, path: JsonPath, acco
     protocol = raw.get("protocol", "imap")
     preset = presets().get(raw.get("provider") or "")
     base = preset.incoming.get(protocol) if preset else None
-    port, security = raw.get("port"), raw.get("security")
+    port, security = _port_security(raw.get("port"), raw.get("security"), base, _INCOMING_DEFAULTS[protocol])
     host = raw.get("host") or (base.host if base else "")
-    if security is None:
-        security = base.security if base and port in (None, base.port) else (
-            "tls" if port in (993, 995) or port is None else "starttls")
-    if port is None:
-        port = base.port if base and base.security == security else _INCOMING_DEFAULT_PORT[(protocol, security)]
     ep = Endpoint(host=host, port=port, security=security, ca_file=_resolve_file(doc, raw.get("ca_file")),
                   provider=raw.get("provider"), path=path,
                   explicit=frozenset(k for k in ("host", "port", "security", "ca_file") if k in raw))
