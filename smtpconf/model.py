@@ -182,6 +182,7 @@ class Login:
     password: SecretRef | None  # as written; used only with auth: password
     oauth2: OAuth2 | None  # only with auth: oauth2
     path: JsonPath  # the relay or account whose credential this is
+    explicit: frozenset[str] = frozenset()  # of username, password, auth, oauth2: what the file wrote
 
     @property
     def authenticates(self) -> bool:
@@ -280,6 +281,7 @@ class FleetGroup:
     rewrite_sender: str | None
     tls_level: str
     path: JsonPath
+    explicit: frozenset[str] = frozenset()  # the keys the file wrote (tls_level may be the default)
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,11 @@ class Config:
     @property
     def file(self) -> str:
         return self.doc.file
+
+    def relays_of(self, group: FleetGroup) -> list[Relay]:
+        """The relays a fleet group sends through: its default relay, then every sender relay, each once."""
+        names = dict.fromkeys([group.relay, *(s.relay for s in group.sender_relays)])
+        return [self.relays[name] for name in names]
 
     def accounts_of(self, domain: DomainPolicy) -> list[Account]:
         """The accounts whose address is in ``domain`` (compared as DNS names)."""
@@ -338,8 +345,11 @@ def to_ascii_host(host: str) -> str:
 def canonical_host(host: str) -> str:
     """The one spelling every stage compares hosts and domains by: A-labels (punycode), lower case,
     no trailing dot. ``例子.测试``, ``XN--fsqu00a.xn--0zwm56d.`` and ``xn--fsqu00a.xn--0zwm56d`` are
-    one name."""
-    return to_ascii_host(host).rstrip(".").lower()
+    one name. A name that is no valid IDN (lint reports it) is compared as written."""
+    try:
+        return to_ascii_host(host).rstrip(".").lower()
+    except UnicodeError:
+        return host.rstrip(".").lower()
 
 
 def tls_level_at_least(level: str, minimum: str) -> bool:
@@ -470,7 +480,7 @@ def _login(doc: Document, raw: Mapping[str, Any], path: JsonPath, endpoint: Endp
         auth=auth, username=username,
         password=secret(doc, raw.get("password"), path + ("password",)),
         oauth2=_oauth2(doc, raw, path, preset_of(endpoint), incoming_protocol) if auth == "oauth2" else None,
-        path=path,
+        path=path, explicit=frozenset(key for key in _OWN_LOGIN if key in raw),
     )
 
 
@@ -527,6 +537,7 @@ def build(doc: Document) -> Config:
             rewrite_sender=raw.get("rewrite_sender"),
             tls_level=raw.get("tls_level", DEFAULT_TLS_LEVEL),
             path=("fleet", name),
+            explicit=frozenset(raw),
         )
         for name, raw in (data.get("fleet") or {}).items()
     }

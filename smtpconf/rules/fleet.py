@@ -5,19 +5,16 @@ from __future__ import annotations
 from typing import Iterator
 
 from smtpconf.load import JsonPath
-from smtpconf.model import Config, FleetGroup, Relay, tls_level_at_least, to_ascii_host
+from smtpconf.model import Config, FleetGroup, Relay, canonical_host, tls_level_at_least
 from smtpconf.rules import Hit, rule
 
 
 def group_relays(config: Config, group: FleetGroup) -> list[Relay]:
-    """The default relay and every sender relay of a group, each once."""
-    names = dict.fromkeys([group.relay, *(s.relay for s in group.sender_relays)])
-    return [config.relays[name] for name in names]
+    return config.relays_of(group)
 
 
 def _level_path(group: FleetGroup, config: Config) -> JsonPath:
-    explicit = "tls_level" in config.doc.data["fleet"][group.name]
-    return group.path + ("tls_level",) if explicit else group.path
+    return group.path + ("tls_level",) if "tls_level" in group.explicit else group.path
 
 
 @rule("wrappermode-required", "error")
@@ -78,13 +75,6 @@ def relay_tls_conflict(config: Config) -> Iterator[Hit]:
                           f"'{relay.name}' has security none")
 
 
-def _host_key(host: str) -> str:
-    try:
-        return to_ascii_host(host).rstrip(".").lower()
-    except UnicodeError:  # not a valid IDN: the schema reports it; compare it as written
-        return host.rstrip(".").lower()
-
-
 @rule("fleet-host-duplicate", "error")
 def fleet_host_duplicate(config: Config) -> Iterator[Hit]:
     """A host is listed in two fleet groups.
@@ -98,7 +88,7 @@ def fleet_host_duplicate(config: Config) -> Iterator[Hit]:
     first: dict[str, str] = {}
     for group in config.fleet.values():
         for index, host in enumerate(group.hosts):
-            key = _host_key(host)
+            key = canonical_host(host)
             if key not in first:
                 first[key] = group.name
             elif first[key] != group.name:

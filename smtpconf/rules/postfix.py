@@ -42,8 +42,8 @@ def sasl_credential_incomplete(config: Config) -> Iterator[Hit]:
         if relay.password is not None and relay.username is None:
             yield Hit(relay.password.path, f"relay '{name}' has a password but no username; "
                                            f"{_group_names(groups)} cannot log in to it")
-        elif relay.password is None and relay.username is not None:
-            explicit = "username" in config.doc.data["relays"][name]
+        elif relay.password is None and relay.username is not None and relay.login.auth != "oauth2":
+            explicit = "username" in relay.login.explicit
             yield Hit(relay.path + ("username",) if explicit else relay.path,
                       f"relay '{name}' has a username but no password; {_group_names(groups)} would send "
                       "without logging in", at_key=not explicit)
@@ -60,7 +60,7 @@ def sasl_username_colon(config: Config) -> Iterator[Hit]:
     for name, groups in _relay_users(config).items():
         relay = config.relays[name]
         if relay.username is not None and ":" in relay.username:
-            explicit = "username" in config.doc.data["relays"][name]
+            explicit = "username" in relay.login.explicit
             yield Hit(relay.path + ("username",) if explicit else relay.path,
                       f"relay '{name}': sasl_passwd splits \"username:password\" at the first ':', so "
                       f"{_group_names(groups)} would log in with a wrong username")
