@@ -23,17 +23,18 @@ class FileResult(NamedTuple):
     findings: list[Finding]
 
 
-def refused(result: FileResult, command: str, consequence: str) -> bool:
+def gate(result: FileResult, command: str, consequence: str) -> Config | None:
     """The one gate for lint errors of the commands that act on a file (render, send-test): the
-    file's findings go to stderr (stdout is the command's own output), and with an error among
-    them the command must stop, exit 1: the model is only trustworthy for a file that lints clean."""
+    file's findings go to stderr (stdout is the command's own output); the model to act on, or
+    None when the file has an error and the command must stop (exit 1): the model is only
+    trustworthy for a file that lints clean."""
     from smtpconf.report.text import report
 
     sys.stderr.write(report(result.findings, all_rules()))
     if result.config is not None and not any(f.level == "error" for f in result.findings):
-        return False
+        return result.config
     print(f"smtpconf: {command} refused: {result.file} has errors (above); {consequence}", file=sys.stderr)
-    return True
+    return None
 
 
 def lint_path(path: Path, file: str | None = None) -> FileResult:

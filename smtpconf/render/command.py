@@ -11,7 +11,7 @@ from smtpconf.render import parse_only, render_to_directory
 
 
 def run(args: argparse.Namespace) -> int:
-    from smtpconf.lint import lint_path, refused
+    from smtpconf.lint import gate, lint_path
 
     targets = parse_only(args.only)
     path = Path(args.file)
@@ -19,14 +19,15 @@ def run(args: argparse.Namespace) -> int:
         raise FatalError(f"{args.file}: no such file")
     result = lint_path(path, args.file)
     # Findings go to stderr, so that `--format json` prints only the manifest on stdout.
-    if refused(result, "render", "nothing was written"):
+    config = gate(result, "render", "nothing was written")
+    if config is None:
         return 1
     options = {"postfix_map_dir": getattr(args, "postfix_map_dir", None),
                # Asked for by name, a target that cannot be complete is an error; as part of "all
                # targets" it may leave out what another target covers (see docs/decisions.md).
                "all_targets": not args.only}
     notes: list[str] = []
-    rendered = render_to_directory(result.config, targets, Path(args.output),
+    rendered = render_to_directory(config, targets, Path(args.output),
                                    {k: v for k, v in options.items() if v}, notes, workers=args.jobs)
     for note in notes:
         print(f"smtpconf: note: {note}", file=sys.stderr)
