@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from smtpconf.model import Account, Endpoint
+from smtpconf.model import Account, OAuth2
 
 
 class ServerSettings(NamedTuple):
@@ -20,6 +20,7 @@ class ServerSettings(NamedTuple):
     security: str  # starttls | tls (implicit TLS, "SSL") | none
     username: str
     authenticates: bool
+    oauth2: OAuth2 | None = None  # the login's identity provider, when it logs in with OAuth2
 
     @property
     def key(self) -> tuple[str, str, int, str]:
@@ -27,26 +28,24 @@ class ServerSettings(NamedTuple):
         return (self.protocol, self.host.lower(), self.port, self.security)
 
 
-def _authenticates(account: Account, endpoint: Endpoint) -> bool:
-    # Submission on 587/465 always wants AUTH (RFC 6409 §4.3 lets a server require it, and every
-    # provider does), even when the file does not say where the password comes from: the client
-    # then asks its user. Only a plaintext server with no password is an open relay on a trusted
-    # network, like a lab smarthost.
-    return account.password is not None or endpoint.security != "none"
+def _oauth2(account: Account) -> OAuth2 | None:
+    return account.login.oauth2 if account.login.auth == "oauth2" else None
 
 
 def outgoing(account: Account) -> ServerSettings:
+    # Who logs in, and whether at all, is the model's answer (Login): an account without a
+    # credential of its own logs in as its relay does.
     return ServerSettings("smtp", account.smtp.host_ascii, account.smtp.port, account.smtp.security,
-                          account.username, _authenticates(account, account.smtp))
+                          account.username, account.login.authenticates, _oauth2(account))
 
 
 def incoming(account: Account) -> ServerSettings | None:
     if account.incoming is None:
         return None
     endpoint = account.incoming.endpoint
-    # A mailbox is always logged in to.
+    # A mailbox is always logged in to, with the account's login (the model has no second one).
     return ServerSettings(account.incoming.protocol, endpoint.host_ascii, endpoint.port, endpoint.security,
-                          account.incoming.username, True)
+                          account.incoming.username, True, _oauth2(account))
 
 
 def display_name(account: Account) -> str:

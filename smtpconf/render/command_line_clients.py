@@ -1,17 +1,25 @@
-"""How the command-line clients (msmtp, neomutt, git send-email) get an account's password and
-address, shared so the three cannot disagree.
+"""How the command-line clients (msmtp, neomutt, git send-email) get an account's password or
+OAuth2 access token and address, shared so the three cannot disagree.
 
 No secret value is ever read here: a secret reference becomes a shell command that the client
 runs when it needs the password (msmtp ``passwordeval``, neomutt backticks, a git credential
 helper). A vault secret exists only for Ansible at deploy time, so the client asks its user.
+
+An OAuth2 login gets the token command instead: ``smtpconf oauth2 token FILE --account EMAIL``
+(SPEC §7), which prints a valid access token, refreshing it with the refresh token the smtpconf
+file names. ``smtpconf`` is found on the PATH of whoever runs the client, and FILE is the
+smtpconf file's absolute path at render time: the client file works where that file is. Always
+``--account``, also for an account that logs in with its relay's login: the command reads that
+account's Login from the model, which for such an account is the relay's own (one fact, one
+owner), and the client file names the account it is for.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from smtpconf.model import Account, to_ascii_host
-from smtpconf.render.escape import secret_command
+from smtpconf.model import Account, Config, to_ascii_host
+from smtpconf.render.escape import secret_command, shell
 
 
 class PasswordSource(NamedTuple):
@@ -34,6 +42,26 @@ def password_source(account: Account, client: str, when: str) -> PasswordSource:
         return PasswordSource(None, f"no password here: it is the Ansible variable {secret.ref}, "
                                     f"resolved only at deploy time; {client} will ask for it")
     return PasswordSource(None, f"no password source in the smtpconf file; {client} will ask for it")
+
+
+def token_command(config: Config, account: Account) -> str:
+    """The shell command that prints an access token for ``account``'s OAuth2 login."""
+    return f"smtpconf oauth2 token {shell(config.doc.path.resolve())} --account {shell(account.email)}"
+
+
+def token_source(config: Config, account: Account, client: str, when: str) -> PasswordSource:
+    """Where an OAuth2 login's access token comes from: the token command, unless its refresh
+    token cannot be read on the client's machine. ``when`` as for ``password_source``."""
+    login = account.login
+    assert login.auth == "oauth2" and login.oauth2 is not None
+    refresh = login.oauth2.refresh_token
+    if refresh is not None and refresh.kind == "vault":
+        return PasswordSource(None, f"no access token here: the OAuth2 refresh token is the Ansible variable "
+                                    f"{refresh.ref}, resolved only at deploy time; {client} will ask for a token")
+    via = f" with the refresh token from {refresh.describe()}" if refresh is not None and not refresh.inline else ""
+    return PasswordSource(token_command(config, account),
+                          f"OAuth2 ({login.oauth2.sasl_name}): the access token comes from `smtpconf oauth2 token`"
+                          f"{via} (smtpconf must be on PATH); the command runs {when}")
 
 
 def address_ascii(email: str) -> str:

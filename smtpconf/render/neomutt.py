@@ -3,6 +3,14 @@
 Use with ``neomutt -F FILE`` or ``source FILE`` from a muttrc. ``smtp_url`` carries the security
 mode in its scheme (``smtps://`` is implicit TLS, ``smtp://`` plus ``ssl_starttls`` is STARTTLS);
 the password comes from a command in backticks, which neomutt runs when it reads the file.
+
+An OAuth2 login sets ``smtp_authenticators`` (and ``imap_``/``pop_authenticators``) to the login's
+mechanism and ``smtp_oauth_refresh_command`` (and the incoming one) to ``smtpconf oauth2 token``.
+neomutt runs that command with ``sh -c`` each time it authenticates; the value itself is a
+literal single-quoted muttrc string, not a backtick command, so neomutt expands nothing in it
+(SPEC §11) and the command's own words are shell-quoted. neomutt's POP speaks OAUTHBEARER only
+(20220429: "xoauth2 is not a valid authenticator" for pop_authenticators): an XOAUTH2 login's POP
+server is left out, with a note.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from typing import Any, Iterator
 
 from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files, listed
-from smtpconf.render.command_line_clients import address_ascii, password_source
+from smtpconf.render.command_line_clients import address_ascii, password_source, token_source
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.escape import url_userinfo
 
@@ -35,21 +43,36 @@ def server_url(server: ServerSettings, *, with_user: bool = True) -> str:
     return f"{_SCHEME[(server.protocol, server.security)]}://{user}{host}:{server.port}/"
 
 
+# SASL mechanisms neomutt (20220429) implements itself for OAuth2, per protocol.
+_OAUTH2_MECHANISMS = {"smtp": {"xoauth2", "oauthbearer"}, "imap": {"xoauth2", "oauthbearer"},
+                      "pop3": {"oauthbearer"}}
+
+
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     left_out: list[str] = []
-    yield from account_files(ctx, TARGET, TEMPLATE, ".muttrc", lambda account: _data(account, left_out),
-                             SECRET_MODE)
+    no_pop_xoauth2: list[str] = []
+    yield from account_files(ctx, TARGET, TEMPLATE, ".muttrc",
+                             lambda account: _data(ctx, account, left_out, no_pop_xoauth2), SECRET_MODE)
     if left_out:
         names = listed(left_out)
         ctx.notes.append(f"neomutt files for {names} set up sending only: one of the account's servers uses "
                          f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
                          f"incoming server cannot be used safely with the same file (see the comment in it)")
+    if no_pop_xoauth2:
+        ctx.notes.append(f"neomutt files for {listed(no_pop_xoauth2)} set up sending only: the account reads "
+                         f"mail over POP with OAuth2 XOAUTH2, and neomutt's POP speaks only OAUTHBEARER "
+                         f"(use IMAP, or oauth2.mechanism: oauthbearer where the provider takes it)")
 
 
-def _data(account: Account, left_out: list[str]) -> dict[str, Any]:
-    """The template's values; an account whose incoming server must be left out joins ``left_out``."""
+def _data(ctx: RenderContext, account: Account, left_out: list[str], no_pop_xoauth2: list[str]) -> dict[str, Any]:
+    """The template's values; an account whose incoming server must be left out joins ``left_out``
+    (TLS settings) or ``no_pop_xoauth2``."""
     smtp = outgoing(account)
     inbound = incoming(account)
+    unusable_oauth2 = None
+    if inbound is not None and inbound.oauth2 and inbound.oauth2.mechanism not in _OAUTH2_MECHANISMS[inbound.protocol]:
+        unusable_oauth2, inbound = inbound, None
+        no_pop_xoauth2.append(account.email)
     # ssl_force_tls and ssl_starttls are global in neomutt, not per server. With a STARTTLS
     # server and a plaintext one, either TLS is not forced and an attacker who strips STARTTLS
     # gets the STARTTLS server's password, or it is forced and the plaintext server cannot be
@@ -67,7 +90,10 @@ def _data(account: Account, left_out: list[str]) -> dict[str, Any]:
         "real_name": display_name(account),
         "smtp_url": server_url(smtp, with_user=smtp.authenticates),
         "authenticates": smtp.authenticates,
-        "password": password_source(account, "neomutt", "when neomutt reads this file"),
+        "password": (token_source(ctx.config, account, "neomutt", "each time neomutt logs in") if smtp.oauth2
+                     else password_source(account, "neomutt", "when neomutt reads this file")),
+        "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # neomutt's names: xoauth2, oauthbearer
+        "unusable_oauth2": unusable_oauth2._asdict() if unusable_oauth2 else None,
         "incoming": inbound._asdict() | {"url": server_url(inbound)} if inbound else None,
         "left_out": unusable_incoming._asdict() | {"smtp_security": smtp.security} if unusable_incoming else None,
         # Both are global in neomutt: force TLS only when no server of this account is plaintext.
