@@ -8,7 +8,9 @@ in parallel and never touch a public address (SPEC section 6).
 * :class:`Provider` -- an aiosmtpd server speaking STARTTLS, implicit TLS or plaintext, with
   AUTH PLAIN/LOGIN, recording every message and every AUTH attempt. Its switches also make the
   misbehaving servers the live checks must recognise (no STARTTLS, AUTH before TLS, no AUTH,
-  slow greeting).
+  slow greeting). With ``oauth=`` (a :class:`tests.support.idp.IdentityProvider`) it is an
+  OAuth2 provider instead: AUTH XOAUTH2 (Google/Microsoft) and/or OAUTHBEARER (RFC 7628) only,
+  checking bearer tokens against that IdP.
 * :class:`Tarpit` -- accepts TCP connections and never says a word.
 * :class:`DelayedGreetingFarm` -- many slow-greeting SMTP endpoints served by ONE event loop
   thread (cheap enough for benchmarks with hundreds of endpoints).
@@ -21,7 +23,11 @@ connections so it never waits on a client a failing test forgot to close.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import collections
 import datetime
+import json
 import shutil
 import socket
 import ssl
@@ -30,15 +36,25 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, overload
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+
+if TYPE_CHECKING:  # idp.py imports this module (RecordList): no import cycle at run time
+    from tests.support.idp import IdentityProvider
 
 LOOPBACK = "127.0.0.1"
 
 Mode = Literal["starttls", "tls", "plain"]
+OAuthMechanism = Literal["XOAUTH2", "OAUTHBEARER"]
+OAuthErrorStyle = Literal["google", "microsoft"]
+OAUTH_MECHANISMS: tuple[OAuthMechanism, ...] = ("XOAUTH2", "OAUTHBEARER")
+
+# RFC 4954 §4: servers must accept AUTH command lines (and SASL responses) of up to 12288
+# octets, far above SMTP's 512. OAuth tokens need it: Microsoft's are 1.5-3 KB before base64.
+AUTH_LINE_LIMIT = 12288
 
 # How long start()/stop() may take before we call the server broken. Generous: a loaded CI box.
 _START_TIMEOUT = 10.0
@@ -255,7 +271,12 @@ class Received(NamedTuple):
 
 
 class AuthAttempt(NamedTuple):
-    """One AUTH PLAIN/LOGIN attempt; compares equal to a ``(user, success)`` tuple."""
+    """One AUTH attempt; compares equal to a ``(user, success)`` tuple.
+
+    For PLAIN/LOGIN ``user`` is the login; for XOAUTH2 the ``user=`` value; for OAUTHBEARER the
+    ``a=`` authzid (or the token's subject when there is none, "" if the token is unknown); ""
+    for a client message that could not be parsed.
+    """
 
     user: str
     success: bool
@@ -287,7 +308,7 @@ class _Handler:
         # With this 5-argument hook aiosmtpd no longer records the client name itself; without it
         # every MAIL would get "503 Error: send HELO first".
         session.host_name = hostname
-        if not self.provider.users:
+        if not self.provider.users and self.provider.oauth is None:
             # No accounts: do not advertise AUTH at all (the "auth-not-offered" server).
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
         return responses
@@ -321,6 +342,239 @@ class _Handler:
         return "250 2.0.0 OK: queued"
 
 
+# --------------------------------------------------------------------------------------------
+# OAuth2 SASL mechanisms: XOAUTH2 and OAUTHBEARER
+# --------------------------------------------------------------------------------------------
+
+# What the providers answer when a bearer token is refused (kept verbatim from the real ones).
+GOOGLE_XOAUTH2_ERROR = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
+GOOGLE_535 = (
+    "535 5.7.8 Username and Password not accepted. Learn more at "
+    "https://support.google.com/mail/?p=BadCredentials"
+)
+MICROSOFT_535 = "535 5.7.3 Authentication unsuccessful [SN4PR0601CA0001.namprd06.prod.outlook.com]"
+OAUTHBEARER_535 = "535 5.7.8 Authentication credentials invalid"
+_OAUTH_SCOPES: dict[str, str] = {
+    "google": "https://mail.google.com/",
+    "microsoft": "https://outlook.office.com/SMTP.Send",
+}
+
+
+class XOAuth2Message(NamedTuple):
+    """A parsed XOAUTH2 client message (``user=U^Aauth=Bearer T^A^A``)."""
+
+    user: str
+    token: str
+
+
+class OAuthBearerMessage(NamedTuple):
+    """A parsed RFC 7628 OAUTHBEARER client response. ``authzid`` is None without ``a=``."""
+
+    authzid: str | None
+    token: str
+    fields: dict[str, str]  # every key/value pair (host, port, auth, ...)
+
+
+def _bearer(auth: str | None) -> str | None:
+    """The token of an ``auth`` value ``Bearer <token>`` (RFC 6750 §2.1), else None."""
+    if auth is None:
+        return None
+    scheme, _, token = auth.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def _kvpairs(text: str) -> dict[str, str] | None:
+    """``key=value`` pairs, each ended by ^A; None if any is malformed (RFC 7628 §3.1)."""
+    if not text:
+        return {}
+    if not text.endswith("\x01"):
+        return None
+    pairs: dict[str, str] = {}
+    for item in text[:-1].split("\x01"):
+        key, sep, value = item.partition("=")
+        if not sep or not key.isalpha() or not key.isascii():
+            return None
+        pairs[key] = value
+    return pairs
+
+
+def parse_xoauth2(blob: bytes) -> XOAuth2Message | None:
+    """Parse Google's XOAUTH2 message: ``user={user}\\x01auth=Bearer {token}\\x01\\x01``.
+
+    (https://developers.google.com/gmail/imap/xoauth2-protocol; Microsoft uses the same format.)
+    None when it is not in that form.
+    """
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\x01\x01"):
+        return None
+    pairs = _kvpairs(text[:-1])
+    if pairs is None or "user" not in pairs:
+        return None
+    token = _bearer(pairs.get("auth"))
+    if token is None:
+        return None
+    return XOAuth2Message(pairs["user"], token)
+
+
+def _unescape_saslname(value: str) -> str | None:
+    """RFC 5801 §4 saslname: ``=2C`` is ``,`` and ``=3D`` is ``=``; any other ``=`` is invalid."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value[i] == "=":
+            escape = value[i : i + 3].upper()
+            if escape == "=2C":
+                out.append(",")
+            elif escape == "=3D":
+                out.append("=")
+            else:
+                return None
+            i += 3
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_oauthbearer(blob: bytes) -> OAuthBearerMessage | None:
+    """Parse an RFC 7628 §3.1 client response.
+
+    ``client-resp = gs2-header kvsep *kvpair kvsep``, gs2-header ``n,[a=authzid],`` (channel
+    binding ``p=`` is not supported by OAUTHBEARER, so it is refused here), kvsep ``%x01``,
+    ``auth=Bearer <token>`` required. None when malformed.
+    """
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    parts = text.split(",", 2)
+    if len(parts) != 3 or parts[0] not in ("n", "y"):
+        return None
+    _, authz, rest = parts
+    authzid: str | None = None
+    if authz:
+        if not authz.startswith("a="):
+            return None
+        authzid = _unescape_saslname(authz[2:])
+        if not authzid:
+            return None
+    if not rest.startswith("\x01") or not rest.endswith("\x01") or len(rest) < 2:
+        return None
+    pairs = _kvpairs(rest[1:-1])
+    if pairs is None:
+        return None
+    token = _bearer(pairs.get("auth"))
+    if token is None:
+        return None
+    return OAuthBearerMessage(authzid, token, pairs)
+
+
+class _OAuthHandler(_Handler):
+    """The handler of an OAuth2 provider: aiosmtpd calls ``auth_<MECHANISM>(server, args)``.
+
+    aiosmtpd collects every ``auth_*`` method of the handler as a SASL mechanism (the name after
+    ``auth_``) and calls it with the SMTP protocol object and the AUTH arguments
+    (``[mechanism]`` or ``[mechanism, initial-response]``). It returns an :class:`AuthResult`:
+    ``success=True`` -> aiosmtpd answers ``235 2.7.0`` and stores ``auth_data`` as the session's
+    identity; ``handled=False`` with ``message`` -> aiosmtpd sends that reply; ``handled=True``
+    -> we already answered. Mechanisms not chosen for a provider are removed with aiosmtpd's
+    ``auth_exclude_mechanism`` (see :meth:`Provider._smtp_kwargs`).
+    """
+
+    @staticmethod
+    async def _client_message(server: SMTP, args: list[str]) -> bytes | None:
+        """The SASL client message: the initial response, or the answer to an empty challenge.
+
+        RFC 4954 §4: the initial response rides on the AUTH line (msmtp, smtplib); ``=`` means
+        an empty one. Without it the server sends ``334 `` (empty challenge) and the client
+        answers on its own line. None when we (or aiosmtpd) already replied with an error.
+        """
+        if len(args) == 1:
+            reply = await server.challenge_auth("")
+            return None if reply is MISSING else reply  # aiosmtpd answered 501 already
+        if args[1] == "=":
+            return b""
+        try:
+            return base64.b64decode(args[1].encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
+
+    def _subject(self, token: str) -> str | None:
+        idp = self.provider.oauth
+        assert idp is not None
+        return idp.valid_access_token(token)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """XOAUTH2 as Gmail and Exchange Online do it.
+
+        Success: ``235``. Failure, Google style: a ``334`` challenge carrying the base64 JSON
+        error ``{"status":"401","schemes":"bearer","scope":...}``, the client's (empty) reply,
+        then ``535 5.7.8``. Microsoft style: ``535 5.7.3`` at once.
+        """
+        provider = self.provider
+        blob = await self._client_message(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        message = parse_xoauth2(blob)
+        if message is None:
+            provider.auth_attempts.append(AuthAttempt("", False))
+            await server.push("501 5.5.2 Malformed XOAUTH2 client message")
+            return AuthResult(success=False, handled=True)
+        subject = self._subject(message.token)
+        ok = subject is not None and subject == message.user
+        provider.auth_attempts.append(AuthAttempt(message.user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=message.user)
+        if provider.oauth_error_style == "microsoft":
+            return AuthResult(success=False, handled=False, message=MICROSOFT_535)
+        error = json.dumps(GOOGLE_XOAUTH2_ERROR, separators=(",", ":"))
+        if await server.challenge_auth(error) is MISSING:
+            return AuthResult(success=False, handled=True)  # "*" or bad base64: 501 was sent
+        return AuthResult(success=False, handled=False, message=GOOGLE_535)
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        """OAUTHBEARER, RFC 7628.
+
+        Success: ``235`` (the session's user is the ``a=`` authzid, or the token's subject when
+        the client sent none). Failure (§3.2.2, the SMTP example of §4.3): a ``334`` challenge
+        with the base64 JSON ``{"status":"invalid_token","scope":...,"openid-configuration":...}``;
+        the client must answer with a lone %x01 (``AQ==``) and then gets ``535 5.7.8``.
+        """
+        provider = self.provider
+        blob = await self._client_message(server, args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        message = parse_oauthbearer(blob)
+        if message is None:
+            provider.auth_attempts.append(AuthAttempt("", False))
+            await server.push("501 5.5.2 Malformed OAUTHBEARER client response")
+            return AuthResult(success=False, handled=True)
+        subject = self._subject(message.token)
+        ok = subject is not None and (message.authzid is None or message.authzid == subject)
+        user = message.authzid if message.authzid is not None else (subject or "")
+        provider.auth_attempts.append(AuthAttempt(user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=user)
+        idp = provider.oauth
+        assert idp is not None
+        error = {
+            "status": "invalid_token",
+            "scope": _OAUTH_SCOPES[provider.oauth_error_style],
+            "openid-configuration": idp.openid_configuration_url,
+        }
+        if await server.challenge_auth(json.dumps(error, separators=(",", ":"))) is MISSING:
+            return AuthResult(success=False, handled=True)
+        # Whatever the client answered (it MUST be %x01), the exchange fails.
+        return AuthResult(success=False, handled=False, message=OAUTHBEARER_535)
+
+
 class _QuietSession(Session):
     """aiosmtpd 1.4 sets the deprecated ``login_data`` itself on every successful AUTH, and the
     setter logs a WARNING each time; this session keeps the value without the noise."""
@@ -350,11 +604,40 @@ class _Connections:
 class _SMTP(SMTP):
     """aiosmtpd's SMTP plus a greeting delay and a registry of live connections."""
 
-    def __init__(self, handler: Any, *, conns: _Connections, greeting_delay: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        conns: _Connections,
+        greeting_delay: float,
+        auth_line_limit: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if auth_line_limit is not None:
+            # aiosmtpd keeps command_size_limits in a class attribute shared by every server;
+            # an instance dict keeps this provider's larger AUTH limit to itself.
+            self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         super().__init__(handler, **kwargs)
+        if auth_line_limit is not None:
+            self._allow_long_auth_lines(auth_line_limit)
         self._conns = conns
         self._greeting_delay = greeting_delay
         self._started = False
+
+    def _allow_long_auth_lines(self, limit: int) -> None:
+        """Accept AUTH lines and SASL responses of up to ``limit`` octets (RFC 4954 §4).
+
+        Two limits stand in the way in aiosmtpd 1.4: the per-command size (512 by default) and
+        the StreamReader's buffer limit (line_length_limit, 1001), beyond which readline() fails
+        the session. We raise the first for AUTH only and the second on the reader itself; DATA
+        lines stay capped at 1001 by aiosmtpd's own explicit check of line_length_limit.
+        """
+        self.command_size_limits["AUTH"] = limit
+        # StreamReaderProtocol's reader (created in SMTP.__init__; private, hence getattr).
+        reader: Any = getattr(self, "_stream_reader", None)
+        if reader is None or not isinstance(getattr(reader, "_limit", None), int):
+            raise RuntimeError("aiosmtpd/asyncio internals changed: cannot raise the AUTH line limit")
+        reader._limit = max(reader._limit, limit + 2)  # + CRLF
 
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
@@ -407,15 +690,28 @@ class _Controller(Controller):
     """
 
     def __init__(
-        self, handler: Any, *, sock: socket.socket, greeting_delay: float, **kwargs: Any
+        self,
+        handler: Any,
+        *,
+        sock: socket.socket,
+        greeting_delay: float,
+        auth_line_limit: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(handler, hostname=LOOPBACK, port=int(sock.getsockname()[1]), **kwargs)
         self._sock = sock
         self._greeting_delay = greeting_delay
+        self._auth_line_limit = auth_line_limit
         self._conns = _Connections()
 
     def factory(self) -> SMTP:
-        return _SMTP(self.handler, conns=self._conns, greeting_delay=self._greeting_delay, **self.SMTP_kwargs)
+        return _SMTP(
+            self.handler,
+            conns=self._conns,
+            greeting_delay=self._greeting_delay,
+            auth_line_limit=self._auth_line_limit,
+            **self.SMTP_kwargs,
+        )
 
     def _create_server(self) -> Any:
         return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
@@ -468,8 +764,24 @@ class Provider:
     Give either ``ssl_context`` (server side) or ``ca`` (then a certificate for ``hostname``,
     ``localhost`` and ``127.0.0.1`` is issued, so clients connecting to 127.0.0.1 verify).
 
+    OAuth2 (``oauth=`` an :class:`~tests.support.idp.IdentityProvider`, instead of ``users``):
+      * only ``oauth_mechanisms`` are advertised (``"XOAUTH2"`` and/or ``"OAUTHBEARER"``; after
+        TLS in starttls mode, as for passwords); PLAIN and LOGIN get ``504 5.5.4 Unrecognized
+        authentication type``. AUTH is required before MAIL.
+      * a login succeeds only with a bearer token that ``oauth.valid_access_token`` accepts,
+        for the user the SASL message names (XOAUTH2 ``user=``, OAUTHBEARER ``a=``; an
+        OAUTHBEARER message without ``a=`` logs in as the token's subject).
+      * ``oauth_error_style`` -- how XOAUTH2 refuses a token: ``"google"`` (334 + base64 JSON
+        error, then ``535 5.7.8 Username and Password not accepted...``) or ``"microsoft"``
+        (``535 5.7.3 Authentication unsuccessful [...]`` at once). OAUTHBEARER always fails as
+        RFC 7628 §3.2.2 says (334 + JSON, client sends ``AQ==``, ``535 5.7.8``); the style only
+        picks the scope named in that JSON. May be changed while running.
+      * AUTH lines of up to :data:`AUTH_LINE_LIMIT` octets (RFC 4954 §4) are accepted, so
+        Microsoft-sized tokens fit in the initial response.
+
     Records every accepted message in :attr:`messages` (:class:`Received`) and every AUTH attempt
     in :attr:`auth_attempts` (:class:`AuthAttempt`); both are thread-safe :class:`RecordList`.
+    :attr:`received` is another name for :attr:`messages`.
     """
 
     host = LOOPBACK
@@ -487,13 +799,28 @@ class Provider:
         offer_starttls: bool = True,
         auth_before_tls: bool = False,
         greeting_delay: float = 0.0,
+        oauth: IdentityProvider | None = None,
+        oauth_mechanisms: Sequence[str] = ("XOAUTH2",),
+        oauth_error_style: OAuthErrorStyle = "google",
     ) -> None:
         if mode not in ("starttls", "tls", "plain"):
             raise ValueError(f"unknown mode {mode!r}")
+        mechanisms = tuple(m.upper() for m in oauth_mechanisms)
+        if oauth is not None:
+            if users:
+                raise ValueError("an OAuth provider takes no password users (oauth= or users=)")
+            if not mechanisms or any(m not in OAUTH_MECHANISMS for m in mechanisms):
+                raise ValueError(f"oauth_mechanisms must be a non-empty subset of {OAUTH_MECHANISMS}")
+        if oauth_error_style not in ("google", "microsoft"):
+            raise ValueError(f"unknown oauth_error_style {oauth_error_style!r}")
         self.mode: Mode = mode
         self.users: dict[str, str] = dict(users or {})
+        self.oauth = oauth
+        self.oauth_mechanisms: tuple[str, ...] = mechanisms if oauth is not None else ()
+        self.oauth_error_style: OAuthErrorStyle = oauth_error_style
         self.hostname = hostname
-        self.auth_required = bool(self.users) if auth_required is None else auth_required
+        wants_auth = bool(self.users) or oauth is not None
+        self.auth_required = wants_auth if auth_required is None else auth_required
         self.offer_starttls = offer_starttls
         self.auth_before_tls = auth_before_tls
         self.greeting_delay = greeting_delay
@@ -506,7 +833,7 @@ class Provider:
         self.messages: RecordList[Received] = RecordList()
         self.auth_attempts: RecordList[AuthAttempt] = RecordList()
         self.port: int = 0  # set by start()
-        self._handler = _Handler(self)
+        self._handler: _Handler = _OAuthHandler(self) if oauth is not None else _Handler(self)
         self._controller: _Controller | None = None
 
     @property
@@ -523,7 +850,11 @@ class Provider:
             # "allowed" everywhere except a proper STARTTLS server.
             "auth_require_tls": self.mode == "starttls" and self.offer_starttls and not self.auth_before_tls,
         }
-        if not self.users:
+        if self.oauth is not None:
+            # OAuth only: passwords, and the OAuth mechanisms not asked for, are unknown (504).
+            unwanted = [m for m in OAUTH_MECHANISMS if m not in self.oauth_mechanisms]
+            kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN", *unwanted]
+        elif not self.users:
             # No accounts: AUTH itself answers "504 Unrecognized authentication type".
             kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
         if self.mode == "starttls" and self.offer_starttls:
@@ -541,6 +872,7 @@ class Provider:
             self._handler,
             sock=sock,
             greeting_delay=self.greeting_delay,
+            auth_line_limit=AUTH_LINE_LIMIT if self.oauth is not None else None,
             ready_timeout=_START_TIMEOUT,
             **self._smtp_kwargs(),
         )
@@ -564,6 +896,11 @@ class Provider:
     @property
     def running(self) -> bool:
         return self._controller is not None
+
+    @property
+    def received(self) -> RecordList[Received]:
+        """The accepted messages (the same list as :attr:`messages`)."""
+        return self.messages
 
     def wait_for_messages(self, n: int = 1, timeout: float = 5.0) -> list[Received]:
         """Block until ``n`` messages were received; return all messages so far."""
@@ -904,15 +1241,23 @@ def wait_for_port_closed(port: int, timeout: float = 2.0) -> bool:
 
 
 __all__ = [
+    "AUTH_LINE_LIMIT",
     "LOOPBACK",
+    "OAUTH_MECHANISMS",
     "AuthAttempt",
     "DelayedGreetingFarm",
     "Mode",
+    "OAuthBearerMessage",
+    "OAuthErrorStyle",
+    "OAuthMechanism",
     "Provider",
     "Received",
     "RecordList",
     "Tarpit",
     "TestCA",
+    "XOAuth2Message",
     "closed_port",
+    "parse_oauthbearer",
+    "parse_xoauth2",
     "wait_for_port_closed",
 ]
