@@ -5,6 +5,14 @@ The password comes from a git credential helper scoped to this account's server:
 asks for credentials with protocol ``smtp``, host ``smtpServer:smtpServerPort`` and the
 ``smtpUser`` as username (git-send-email, ``smtp_auth_maybe``), which is the URL
 ``smtp://USER@HOST:PORT`` with the user percent-encoded (git's ``credential_format``).
+
+An OAuth2 login cannot go that way: git send-email's SMTP client is Net::SMTP with Authen::SASL,
+and Debian 12's Authen::SASL 2.16 has no XOAUTH2 (2.18 added it) and no OAUTHBEARER. So the
+snippet sets ``sendemail.sendmailCmd`` to msmtp with every setting on its command line (``--host``
+makes msmtp read no configuration file, so the snippet stands alone), its ``--passwordeval``
+running ``smtpconf oauth2 token``. git send-email runs ``sh -c 'CMD "$@"' - -i [-f SENDER]
+RECIPIENTS...`` and writes the message to its standard input (git-send-email, ``send_message``),
+which is msmtp's sendmail interface. msmtp and smtpconf must both be on PATH.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Any, Iterator
 from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files
 from smtpconf.render.client_settings import outgoing
-from smtpconf.render.command_line_clients import address_ascii, mailbox, password_source
+from smtpconf.render.command_line_clients import address_ascii, mailbox, password_source, token_source
 from smtpconf.render.escape import url_userinfo
 
 TARGET = "git-send-email"
@@ -22,11 +30,12 @@ TEMPLATE = "git-send-email/gitconfig.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    return account_files(ctx, TARGET, TEMPLATE, ".gitconfig", _data, SECRET_MODE)
+    return account_files(ctx, TARGET, TEMPLATE, ".gitconfig", lambda account: _data(ctx, account), SECRET_MODE)
 
 
-def _data(account: Account) -> dict[str, Any]:
+def _data(ctx: RenderContext, account: Account) -> dict[str, Any]:
     smtp = outgoing(account)
+    when = "when git send-email logs in"
     return {
         "account": account.email,
         "host": smtp.host,
@@ -37,5 +46,8 @@ def _data(account: Account) -> dict[str, Any]:
         "username": smtp.username,
         "from_mailbox": mailbox(account.name, address_ascii(account.email)),
         "credential_url": f"smtp://{url_userinfo(smtp.username)}@{smtp.host}:{smtp.port}",
-        "password": password_source(account, "git send-email", "when git send-email logs in"),
+        "from_address": address_ascii(account.email),
+        "password": (token_source(ctx.config, account, "msmtp", "each time git send-email sends") if smtp.oauth2
+                     else password_source(account, "git send-email", when)),
+        "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # msmtp's names: xoauth2, oauthbearer
     }
