@@ -171,9 +171,10 @@ def test_provider_hints_know_presets_by_host_too() -> None:
     from smtpconf.probe.sendtest import Target, _provider_hint
 
     login = Login("password", "a@example.com", None, None, ("relays", "r"))
-    gmail = Target("relay 'r'", _endpoint("smtp.gmail.com"), login, None)
+    gmail = Target("relay 'r'", _endpoint("smtp.gmail.com"), login, None, ("--relay", "r"))
     assert "app password" in _provider_hint(gmail)
-    assert "Check the username" in _provider_hint(Target("relay 'r'", _endpoint("smtp.example.test"), login, None))
+    other = Target("relay 'r'", _endpoint("smtp.example.test"), login, None, ("--relay", "r"))
+    assert "Check the username" in _provider_hint(other)
     o365 = EndpointUse("relay 'r'", _endpoint("smtp.office365.com"), login, True)
     assert "SMTP AUTH" in _provider_note(o365)
     assert _provider_note(EndpointUse("relay 'r'", _endpoint("smtp.example.test"), login, True)) == ""
@@ -185,3 +186,79 @@ def test_probe_key_ignores_the_trailing_dot_and_case() -> None:
 
     assert probe_key(_endpoint("smtp.example.test.")) == probe_key(_endpoint("SMTP.Example.test"))
     assert probe_key(_endpoint("smtp.example.test")) != probe_key(_endpoint("smtp2.example.test"))
+
+
+# --- OAuth2 SASL (smtpconf/probe/sasl.py) and auth-mechanism-missing ---------------------------
+
+def test_xoauth2_and_oauthbearer_client_messages() -> None:
+    from smtpconf.probe.sasl import oauthbearer_message, xoauth2_message
+
+    assert xoauth2_message("app@corp.example", "T0K") == b"user=app@corp.example\x01auth=Bearer T0K\x01\x01"
+    # RFC 7628 §3.1: GS2 header with the authzid (',' and '=' escaped as RFC 5801 says), then kvpairs.
+    assert oauthbearer_message("a,b=c@x.example", "smtp.x.example", 587, "T0K") == (
+        b"n,a=a=2Cb=3Dc@x.example,\x01host=smtp.x.example\x01port=587\x01auth=Bearer T0K\x01\x01")
+
+
+@pytest.mark.parametrize("challenge, said", [
+    # Google's XOAUTH2 refusal, as Gmail sends it
+    (b"eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==",
+     "status 401, schemes bearer, scope https://mail.google.com/"),
+    # RFC 7628 §4.3's example error
+    (b"eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJleGFtcGxlX3Njb3BlIiwib3BlbmlkLWNvbmZpZ3VyYXRpb24iOiJo"
+     b"dHRwczovL2V4YW1wbGUuY29tLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9uIn0=",
+     "status invalid_token, scope example_scope, openid-configuration "
+     "https://example.com/.well-known/openid-configuration"),
+    (b"bm90IGpzb24=", "'not json'"),
+    (b"%%%", "an undecodable challenge '%%%'"),
+    (b"eyJzdGF0dXMiOiJcdTAwMWJbMzFtIn0=", "status \\x1b[31m"),  # an escape sequence stays harmless
+])
+def test_a_refusal_challenge_is_decoded_into_words(challenge: bytes, said: str) -> None:
+    from smtpconf.probe.sasl import describe_challenge
+
+    assert describe_challenge(challenge) == said
+
+
+def test_advice_for_refused_tokens_and_passwords() -> None:
+    from smtpconf.probe.sasl import password_refused_advice, refusal_advice
+
+    ms = refusal_advice("XOAUTH2", 535, "5.7.3 Authentication unsuccessful", None,
+                        "smtpconf oauth2 login f.yaml --relay o365", "https://outlook.office.com/SMTP.Send")
+    assert "SMTP.Send" in ms and "SMTP AUTH" in ms and ms.endswith("smtpconf oauth2 login f.yaml --relay o365")
+    google = refusal_advice("XOAUTH2", 535, "5.7.8 Username and Password not accepted", "status 401, schemes bearer",
+                            "smtpconf oauth2 login f.yaml --relay g", "https://mail.google.com/")
+    assert "invalid or expired" in google and "oauth2 login" in google
+    assert "use auth: oauth2" in (password_refused_advice(
+        550, "5.7.30 Basic authentication is not supported for Client Submission.") or "")
+    assert password_refused_advice(535, "5.7.8 Username and Password not accepted") is None
+
+
+def _use(auth: str, security: str = "starttls") -> object:
+    from smtpconf.model import EndpointUse, Login, OAuth2, SecretRef
+
+    secret = SecretRef("env", "X", ("relays", "r"))
+    oauth2 = OAuth2("client", None, secret, None, "xoauth2", "https://idp.test/token", None, None, (),
+                    None, ("relays", "r", "oauth2")) if auth == "oauth2" else None
+    login = Login(auth, "a@example.com", secret if auth == "password" else None, oauth2,  # type: ignore[arg-type]
+                  ("relays", "r"))
+    return EndpointUse("relay 'r'", Endpoint("smtp.example.test", 587, security, None, None, ("relays", "r")),
+                       login, True)
+
+
+@pytest.mark.parametrize("auth, offered, expected", [
+    ("password", ("XOAUTH2",), "offers AUTH XOAUTH2 after TLS, neither PLAIN nor LOGIN"),
+    ("password", ("LOGIN",), None),
+    ("oauth2", ("PLAIN", "LOGIN"), "offers AUTH PLAIN LOGIN after TLS, not XOAUTH2"),
+    ("oauth2", ("OAUTHBEARER",), "not XOAUTH2"),
+    ("oauth2", ("XOAUTH2", "PLAIN"), None),
+    ("oauth2", (), None),  # no AUTH at all: auth-not-offered speaks, not this
+    ("oauth2", None, None),  # not probed that far
+    ("none", ("XOAUTH2",), None),
+])
+def test_auth_mechanism_missing_is_judged_per_login(auth: str, offered: tuple[str, ...] | None,
+                                                    expected: str | None) -> None:
+    from smtpconf.probe.endpoints import _mechanism_missing
+
+    message = _mechanism_missing(_use(auth), offered)  # type: ignore[arg-type]
+    assert (message is None) if expected is None else (message is not None and expected in message), message
+    if auth == "password" and message:
+        assert "use auth: oauth2" in message

@@ -1,7 +1,9 @@
 """Address lookups and SMTP probes of every endpoint in the file.
 
 Endpoints with the same ``Endpoint.key`` (host, port, security, CA) are looked up and probed
-once, even across files; each relay or account that uses one gets the findings at its own line.
+once, even across files; each relay or account that uses one gets the findings at its own line,
+judged for its own login: ``auth-mechanism-missing`` when the server's AUTH offers none of the
+mechanisms that login uses (``Login.mechanisms``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from typing import Callable, NamedTuple
 from smtpconf.model import Config, Endpoint, EndpointUse, endpoint_uses, preset_of
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.resolver import Answer, Resolver
-from smtpconf.probe.smtp import Problem, probe
+from smtpconf.probe.smtp import Probed, Problem, probe
+
+OAUTH2_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
 
 
 class Outcome(NamedTuple):
     address: Answer
     problems: list[Problem]  # empty when not probed
+    mechanisms: tuple[str, ...] | None = None  # AUTH after TLS; None when not probed that far
 
 
 class Prober:
@@ -42,7 +47,8 @@ class Prober:
             if not (address.found and probe_it and self.smtp):
                 return Outcome(address, [])
             async with self.limit:
-                return Outcome(address, await probe(endpoint, address.records, self.timeout))
+                probed: Probed = await probe(endpoint, address.records, self.timeout)
+            return Outcome(address, probed.problems, probed.mechanisms)
         finally:
             self.on_done()
 
@@ -64,8 +70,29 @@ def _hits(use: EndpointUse, outcome: Outcome) -> list[LiveHit]:
     if outcome.address.status == "unknown":
         return [LiveHit(path, "dns-timeout", f"address of {host}: {outcome.address.reason}; "
                                              "not probed, result unknown")]
-    return [LiveHit(path, p.rule, p.message + (_provider_note(use) if p.rule == "auth-not-offered" else ""))
+    hits = [LiveHit(path, p.rule, p.message + (_provider_note(use) if p.rule == "auth-not-offered" else ""))
             for p in outcome.problems if not (p.auth_only and use.credential is None)]
+    missing = _mechanism_missing(use, outcome.mechanisms)
+    return hits + ([LiveHit(path, "auth-mechanism-missing", missing)] if missing else [])
+
+
+def _mechanism_missing(use: EndpointUse, offered: tuple[str, ...] | None) -> str | None:
+    """The message of ``auth-mechanism-missing``, or None. Judged like ``auth-not-offered``: only
+    for a use with a credential; and only when AUTH is offered at all (else that rule speaks)."""
+    wanted = use.login.mechanisms
+    if not offered or not wanted or use.credential is None or set(wanted) & set(offered):
+        return None
+    where = f"{use.endpoint.host_ascii}:{use.endpoint.port}"
+    after = " after TLS" if use.endpoint.security != "none" else ""
+    if use.login.auth == "oauth2":
+        needs = f"not {wanted[0]}, which the login of {use.what} uses (auth: oauth2)"
+        hint = ("; it takes passwords: is this the provider's host, or is the oauth2 mechanism wrong?"
+                if {"PLAIN", "LOGIN"} & set(offered) else "")
+    else:
+        needs = f"neither PLAIN nor LOGIN, which the password login of {use.what} needs"
+        other = [m for m in OAUTH2_MECHANISMS if m in offered]
+        hint = f"; it wants OAuth2: use auth: oauth2 (mechanism {other[0].lower()})" if other else ""
+    return f"{where} offers AUTH {' '.join(offered)}{after}, {needs}{hint}" + _provider_note(use)
 
 
 def _provider_note(use: EndpointUse) -> str:

@@ -2,17 +2,23 @@
 
 After configuring a mail client the advice is always "send a test message", and when it fails,
 "check host, port and security first". This command does both and says at which step it failed:
-secret, resolve, connect, TLS, EHLO, AUTH, MAIL FROM, RCPT TO, DATA. On an authentication failure
-it says what the provider expects (an app password, an authorization code, SMTP AUTH enabled).
+secret (or token), resolve, connect, TLS, EHLO, AUTH, MAIL FROM, RCPT TO, DATA. On an
+authentication failure it says what the provider expects (an app password, an authorization code,
+SMTP AUTH enabled, OAuth2).
 
-The password is resolved only here, sent only over TLS (unless ``--allow-plaintext``), and never
-printed: the output names where it came from (``env GMAIL_APP_PASSWORD``), not what it is.
+A file with lint errors is refused before anything happens, by the same gate as ``render``.
+
+The password, or with ``auth: oauth2`` the access token (from ``smtpconf.oauth2``), is obtained
+only here, sent only over TLS (unless ``--allow-plaintext``), and never printed: the output names
+where it came from (``env GMAIL_APP_PASSWORD``), not what it is. OAuth2 logins use the model's
+mechanism, XOAUTH2 or OAUTHBEARER (:mod:`smtpconf.probe.sasl`), and a refusal is decoded.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import smtplib
 import socket
 import ssl
@@ -21,10 +27,12 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, TypeVar
+from urllib.parse import urlsplit
 
 from smtpconf.errors import UsageError
-from smtpconf.lint import lint_path
+from smtpconf.lint import gate, lint_path
 from smtpconf.model import Config, Endpoint, Login, SecretRef, preset_of
+from smtpconf.probe.sasl import password_refused_advice
 
 T = TypeVar("T")
 
@@ -34,6 +42,7 @@ class Target(NamedTuple):
     endpoint: Endpoint
     login: Login  # the model's: an account without a credential of its own has its relay's
     sender: str | None
+    selector: tuple[str, str]  # ("--relay", "lab"): how the command line named it
 
     @property
     def username(self) -> str | None:
@@ -59,18 +68,17 @@ def fail(name: str, detail: str) -> StepFailed:
 
 def run(args: argparse.Namespace) -> int:
     result = lint_path(Path(args.file), args.file)
-    if result.config is None:  # not even a model: nothing to send through
-        for f in result.findings:
-            print(f"{f.file}:{f.line}:{f.col}: {f.level} [{f.rule}] {f.message}", file=sys.stderr)
+    config = gate(result, "send-test", "nothing was sent")
+    if config is None:
         return 1
-    target = _target(result.config, args)
+    target = _target(config, args)
     sender = args.sender or target.sender
     if not sender:
         raise UsageError(f"{target.what} has no address to send from: give --from ADDR")
     ep = target.endpoint
     print(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {args.to}")
     try:
-        _send(target, sender, args, result.config.doc.path.parent)
+        _send(target, sender, args, config.doc.path.parent)
     except StepFailed:
         return 1
     return 0
@@ -82,27 +90,30 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
         if relay is None:
             raise UsageError(f"no relay '{args.relay}' in {args.file} (relays: {', '.join(config.relays) or 'none'})")
         sender = relay.username if relay.username and "@" in relay.username else None
-        return Target(f"relay '{relay.name}'", relay.endpoint, relay.login, sender)
+        return Target(f"relay '{relay.name}'", relay.endpoint, relay.login, sender, ("--relay", relay.name))
     wanted = args.account.lower()
     for account in config.accounts:
         if account.email.lower() == wanted:
-            return Target(f"account {account.email}", account.smtp, account.login, account.email)
+            return Target(f"account {account.email}", account.smtp, account.login, account.email,
+                          ("--account", account.email))
     known = ", ".join(a.email for a in config.accounts) or "none"
     raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
 
 
 def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path) -> None:
     ep = target.endpoint
+    oauth2 = target.login.auth == "oauth2"
     # Refused before the secret is resolved: a `command:` secret (a password manager) must not
-    # even run for a message that will not be sent.
-    if target.password is not None and ep.security == "none" and not args.allow_plaintext:
-        raise fail("TLS", "refused: security is none, so the password would cross the network in plaintext; "
+    # even run, nor a token be fetched, for a message that will not be sent.
+    if (oauth2 or target.password is not None) and ep.security == "none" and not args.allow_plaintext:
+        what = "the access token" if oauth2 else "the password"
+        raise fail("TLS", f"refused: security is none, so {what} would cross the network in plaintext; "
                           "use starttls (587) or tls (465), or pass --allow-plaintext if you really mean it")
-    password = _secret(target, base_dir)
+    secret = _token(target, args, base_dir) if oauth2 else _secret(target, base_dir)
     address = _resolve(ep, args)
     client = _connect(ep, address, args.timeout)
     try:
-        _dialogue(client, target, password, sender, args)
+        _dialogue(client, target, secret, sender, args)
     finally:
         try:
             client.quit()
@@ -122,6 +133,26 @@ def _secret(target: Target, base_dir: Path) -> str | None:
         raise fail("secret", str(exc)) from None
     step("secret", True, f"password from {target.password.describe()}")
     return value
+
+
+def _token(target: Target, args: argparse.Namespace, base_dir: Path) -> str:
+    from smtpconf.oauth2 import OAuth2Error, access_token
+
+    oauth2 = target.login.oauth2
+    assert oauth2 is not None and oauth2.refresh_token is not None  # lint's oauth2-incomplete gates this
+    try:
+        # A refused refresh token (invalid_grant) names the login command to run: this one.
+        token = access_token(target.login, base_dir, timeout=args.timeout,
+                             login_command=_login_command(target, args))
+    except OAuth2Error as exc:
+        raise fail("token", str(exc)) from None
+    step("token", True, f"access token from {urlsplit(oauth2.token_url or '').netloc} "
+                        f"(refresh token from {oauth2.refresh_token.describe()})")
+    return token
+
+
+def _login_command(target: Target, args: argparse.Namespace) -> str:
+    return "smtpconf oauth2 login " + " ".join(shlex.quote(word) for word in (args.file, *target.selector))
 
 
 def _resolve(ep: Endpoint, args: argparse.Namespace) -> str:
@@ -211,7 +242,7 @@ def _connect(ep: Endpoint, address: str, timeout: float) -> smtplib.SMTP:
     return client
 
 
-def _dialogue(client: smtplib.SMTP, target: Target, password: str | None, sender: str,
+def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: str,
               args: argparse.Namespace) -> None:
     ep = target.endpoint
     _ehlo(client)
@@ -228,13 +259,15 @@ def _dialogue(client: smtplib.SMTP, target: Target, password: str | None, sender
             raise fail("TLS", f"STARTTLS failed: {exc}") from None
         step("TLS", True, f"STARTTLS: {_tls_detail(client)}")
         _ehlo(client)
-    if password is not None:
-        _auth(client, target, password)
+    if secret is not None and target.login.auth == "oauth2":
+        _auth_oauth2(client, target, secret, args)
+    elif secret is not None:
+        _auth(client, target, secret)
     message = _message(sender, args.to, target)
     for name, call in (("MAIL FROM", lambda: client.mail(sender)), ("RCPT TO", lambda: client.rcpt(args.to))):
         code, reply = _step(name, call)
         if code >= 400:
-            raise fail(name, f"{code} {_text(reply)}" + _why_refused(name, code, password))
+            raise fail(name, f"{code} {_text(reply)}" + _why_refused(name, code, secret))
         step(name, True, f"{code} {_text(reply)}")
     code, reply = _step("DATA", lambda: client.data(message.as_bytes()))
     if code >= 400:
@@ -276,14 +309,53 @@ def _auth(client: smtplib.SMTP, target: Target, password: str) -> None:
     try:
         code, reply = client.login(user, password)
     except smtplib.SMTPAuthenticationError as exc:
-        raise fail("AUTH", f"{exc.smtp_code} {_text(exc.smtp_error)}: the server refused user '{user}' with the "
+        said = _text(exc.smtp_error)
+        advice = password_refused_advice(exc.smtp_code, said)
+        raise fail("AUTH", f"{exc.smtp_code} {said}: the server refused user '{user}' with the "
                            f"password from {target.password.describe() if target.password else '?'}."
-                           + _provider_hint(target)) from None
+                           + (f" {advice}" if advice else _provider_hint(target))) from None
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise fail("AUTH", _lost(exc)) from None
     except smtplib.SMTPException as exc:
+        offered = _offered(client)
+        if offered and not {"PLAIN", "LOGIN"} & set(offered):
+            raise fail("AUTH", f"the server offers AUTH {' '.join(offered)}, no password mechanism (PLAIN, "
+                               "LOGIN)" + (": use auth: oauth2" if {"XOAUTH2", "OAUTHBEARER"} & set(offered)
+                                           else "") + f".{_provider_hint(target)}") from None
         raise fail("AUTH", f"{exc}{_provider_hint(target)}") from None
     step("AUTH", True, f"{code} {_text(reply)} as {user}")
+
+
+def _offered(client: smtplib.SMTP) -> list[str]:
+    return client.esmtp_features.get("auth", "").upper().split()
+
+
+def _auth_oauth2(client: smtplib.SMTP, target: Target, token: str, args: argparse.Namespace) -> None:
+    from smtpconf.probe.sasl import authenticate, refusal_advice, scrub
+
+    oauth2, ep = target.login.oauth2, target.endpoint
+    assert oauth2 is not None
+    mechanism, user = oauth2.sasl_name, target.username or ""
+    if not client.has_extn("auth"):
+        raise fail("AUTH", "the server does not offer AUTH here" + _provider_hint(target))
+    offered = _offered(client)
+    if mechanism not in offered:
+        takes = " (it takes passwords: auth: password)" if {"PLAIN", "LOGIN"} & set(offered) else ""
+        raise fail("AUTH", f"the server offers AUTH {' '.join(offered) or 'nothing'}, not {mechanism}{takes}: "
+                           f"check host and port, or the oauth2 mechanism")
+    try:
+        result = authenticate(client, mechanism, user, token, ep.host_ascii, ep.port)
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise fail("AUTH", scrub(_lost(exc), token)) from None
+    except smtplib.SMTPException as exc:
+        raise fail("AUTH", scrub(str(exc), token)) from None
+    if result.code != 235:
+        said = f"; its error: {result.challenge}" if result.challenge else ""
+        grant = ", ".join(s for s in oauth2.scopes if s != "offline_access") or "the mail scope"
+        advice = refusal_advice(mechanism, result.code, result.reply, result.challenge,
+                                _login_command(target, args), grant)
+        raise fail("AUTH", f"{result.code} {result.reply}{said}: {advice}")
+    step("AUTH", True, f"{result.code} {result.reply} as {user} ({mechanism})")
 
 
 def _provider_hint(target: Target) -> str:
@@ -293,8 +365,8 @@ def _provider_hint(target: Target) -> str:
     return f" {preset.title}: {preset.note} ({preset.docs})"
 
 
-def _why_refused(name: str, code: int, password: str | None) -> str:
-    if code == 530 or (name == "MAIL FROM" and password is None and code in (550, 553, 554)):
+def _why_refused(name: str, code: int, secret: str | None) -> str:
+    if code == 530 or (name == "MAIL FROM" and secret is None and code in (550, 553, 554)):
         return " (the server wants AUTH first: add username and password to the file)"
     if name == "MAIL FROM":
         return " (providers only let you send as your own address: check --from)"

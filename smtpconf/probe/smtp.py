@@ -4,7 +4,9 @@ connect ─► (implicit TLS) ─► greeting ─► EHLO ─► STARTTLS ─►
 
 It never sends credentials, a MAIL FROM or a message. Each way it can go wrong maps to one live
 rule id (SPEC §4); the first problem that stops the dialogue ends the probe, so a server gives
-its own rule id and not a cascade of consequences.
+its own rule id and not a cascade of consequences. What the server offers for AUTH after TLS is
+part of the result: whether it suits a login is for each use of the endpoint to judge
+(``auth-mechanism-missing``, in :mod:`smtpconf.probe.endpoints`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ class Problem(NamedTuple):
     rule: str
     message: str
     auth_only: bool = False  # only reported for uses of the endpoint that have credentials
+
+
+class Probed(NamedTuple):
+    problems: list[Problem]
+    # The SASL mechanisms advertised after TLS (upper case; () without AUTH); None when the
+    # dialogue did not get that far.
+    mechanisms: tuple[str, ...] | None
 
 
 class _Stop(Exception):
@@ -72,7 +81,7 @@ class _Session:
         return {words.split(" ", 1)[0].upper(): (words.split(" ", 1) + [""])[1] for words in lines[1:]}
 
 
-async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) -> list[Problem]:
+async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) -> Probed:
     """Probe ``endpoint`` at ``addresses`` (from the resolver). The whole probe is bounded by
     ``timeout``; what was being waited for when it ran out names the ``probe-timeout``."""
     where = f"{endpoint.host_ascii}:{endpoint.port}"
@@ -90,18 +99,18 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
                 session, found = await _open_tls(endpoint, sock, where)
             else:
                 session = _Session(*await asyncio.open_connection(sock=sock), where)
-            await _dialogue(endpoint, session, where, state, started, timeout, found)
+            mechanisms = await _dialogue(endpoint, session, where, state, started, timeout, found)
             polite = True
-            return found
+            return Probed(found, mechanisms)
     except _Stop as stop:
         polite = stop.in_step
-        return found + [stop.problem]
+        return Probed(found + [stop.problem], None)
     except TimeoutError:
-        return found + [Problem("probe-timeout", _timeout_message(state["phase"], where, timeout))]
+        return Probed(found + [Problem("probe-timeout", _timeout_message(state["phase"], where, timeout))], None)
     except (OSError, ValueError, EOFError, asyncio.IncompleteReadError) as exc:
         # The server hung up or spoke nonsense in the middle of the dialogue.
-        return found + [Problem("probe-unreachable", f"{where}: connection failed during {state['phase']}: "
-                                             f"{_describe(exc)}")]
+        return Probed(found + [Problem("probe-unreachable", f"{where}: connection failed during "
+                                                            f"{state['phase']}: {_describe(exc)}")], None)
     finally:
         # After a timeout or a broken dialogue, a QUIT would only wait for a server that does not
         # answer, holding the probe's concurrency slot: abort instead.
@@ -144,7 +153,8 @@ async def _connect(endpoint: Endpoint, addresses: tuple[str, ...], where: str) -
 
 
 async def _dialogue(endpoint: Endpoint, session: _Session, where: str, state: dict[str, str],
-                    started: float, timeout: float, problems: list[Problem]) -> None:
+                    started: float, timeout: float, problems: list[Problem]) -> tuple[str, ...]:
+    """The dialogue up to the capabilities after TLS; returns the AUTH mechanisms offered then."""
     state["phase"] = "greeting"
     code, lines = await _greeting(endpoint, session, where, started, timeout)
     if code != 220:
@@ -173,6 +183,7 @@ async def _dialogue(endpoint: Endpoint, session: _Session, where: str, state: di
         after = " after TLS" if endpoint.security != "none" else ""
         problems.append(Problem("auth-not-offered", f"{where} does not offer AUTH{after}, but the file has "
                                                     f"credentials for it", auth_only=True))
+    return tuple(dict.fromkeys(caps.get("AUTH", "").upper().split()))
 
 
 async def _greeting(endpoint: Endpoint, session: _Session, where: str, started: float,

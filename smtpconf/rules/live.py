@@ -123,6 +123,17 @@ The server does not offer AUTH (after TLS), but the file has credentials for it.
 Either this is not the submission service (port 25 of an MX), or authentication is disabled for
 this client (Office 365: SMTP AUTH is off for the mailbox).
 """),
+    "auth-mechanism-missing": ("error", """
+The server offers AUTH (after TLS), but not the mechanism the file's login uses: `XOAUTH2` or
+`OAUTHBEARER` for `auth: oauth2` (the `oauth2.mechanism`, from the preset), `PLAIN` or `LOGIN` for
+a password. The message names what it does offer.
+
+A server that offers only XOAUTH2 or OAUTHBEARER refuses passwords (Outlook.com since September
+2024, Microsoft 365 once Basic authentication is off): log in with `auth: oauth2`. A server that
+offers only PLAIN and LOGIN takes no OAuth2 token: check `host` and `port`, or the `mechanism`. The
+probe only reads the EHLO reply; it never sends credentials. A server without AUTH at all is
+`auth-not-offered`, not this.
+"""),
     "auth-before-tls": ("warning", """
 The server offers AUTH before STARTTLS, in plaintext.
 

@@ -1,0 +1,118 @@
+"""The OAuth2 SASL mechanisms as a client speaks them, and what a refusal means.
+
+XOAUTH2 (Google's and Microsoft's): ``user=U^Aauth=Bearer T^A^A``. OAUTHBEARER (RFC 7628 §3.1):
+the GS2 header ``n,a=U,`` then ``^Ahost=H^Aport=P^Aauth=Bearer T^A^A``. Both go in the initial
+response of ``AUTH`` (RFC 4954 §4): one round trip, and no 334 unless the server refuses.
+
+A refusal comes in three shapes, each decoded here into words and what to do:
+
+- Google's XOAUTH2: ``334 <base64 JSON {"status","schemes","scope"}>``; the client must answer
+  with an empty line, then gets ``535 5.7.8``.
+- RFC 7628 §3.2.2 (OAUTHBEARER): ``334 <base64 JSON {"status","scope","openid-configuration"}>``;
+  the client must answer with a lone %x01 (``AQ==``), then gets ``535``.
+- Microsoft: ``535 5.7.3 Authentication unsuccessful`` at once; and to a password, once Basic
+  auth is off, ``550 5.7.30 Basic authentication is not supported for Client Submission``.
+
+The token is only ever inside the base64 of the AUTH line: nothing here puts it in a message,
+and :func:`scrub` takes it out of any text a server might echo back.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import smtplib
+from typing import NamedTuple
+
+from smtpconf.findings import printable
+
+MAX_CHALLENGES = 2  # a refusal is one 334; a server that keeps challenging gets "*" (RFC 4954 §4)
+
+
+def xoauth2_message(user: str, token: str) -> bytes:
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def _saslname(value: str) -> str:
+    # RFC 5801 §4: "," and "=" are escaped in the GS2 authzid.
+    return value.replace("=", "=3D").replace(",", "=2C")
+
+
+def oauthbearer_message(user: str, host: str, port: int, token: str) -> bytes:
+    return f"n,a={_saslname(user)},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+class SaslResult(NamedTuple):
+    code: int
+    reply: str  # the final reply's text (235 on success)
+    challenge: str | None  # the decoded error challenge of a refusal, in words; None without one
+
+
+def authenticate(client: smtplib.SMTP, mechanism: str, user: str, token: str, host: str, port: int) -> SaslResult:
+    """``AUTH mechanism`` with the initial response; answers an error challenge the way the
+    mechanism requires, so that the server ends the exchange with its final reply. Raises what
+    smtplib raises for a lost connection."""
+    message = (xoauth2_message(user, token) if mechanism == "XOAUTH2"
+               else oauthbearer_message(user, host, port, token))
+    code, reply = client.docmd("AUTH", f"{mechanism} {base64.b64encode(message).decode('ascii')}")
+    challenge = None
+    for _ in range(MAX_CHALLENGES):
+        if code != 334:
+            break
+        challenge = describe_challenge(reply)
+        # XOAUTH2 (Google): an empty response; OAUTHBEARER (RFC 7628 §3.2.3): a lone %x01.
+        code, reply = client.docmd("" if mechanism == "XOAUTH2" else "AQ==")
+    if code == 334:
+        code, reply = client.docmd("*")  # cancel (RFC 4954 §4): 501 follows
+    return SaslResult(code, scrub(_text(reply), token), scrub(challenge, token) if challenge else None)
+
+
+def describe_challenge(reply: bytes) -> str:
+    """A refusal's 334 challenge in words: its JSON fields (status, schemes, scope,
+    openid-configuration), or the decoded text when it is no JSON."""
+    try:
+        raw = base64.b64decode(reply.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return f"an undecodable challenge '{printable(_text(reply))}'"
+    text = raw.decode("utf-8", "replace")
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return f"'{printable(text, 200)}'"
+    if not isinstance(fields, dict):
+        return f"'{printable(text, 200)}'"
+    known = ("status", "schemes", "scope", "openid-configuration")
+    order = [k for k in known if k in fields] + sorted(k for k in fields if k not in known)
+    return ", ".join(f"{printable(str(k), 40)} {printable(str(fields[k]), 120)}" for k in order[:8])
+
+
+def refusal_advice(mechanism: str, code: int, reply: str, challenge: str | None, login_command: str,
+                   grant: str) -> str:
+    """What to do about a refused token. ``grant`` names what the application must be allowed
+    (the preset's scopes)."""
+    invalid = challenge is not None and ("401" in challenge or "invalid_token" in challenge)
+    status = " (the token is invalid or expired)" if invalid else ""
+    if "5.7.3" in reply:
+        return (f"Microsoft refused the token{status}: is the application granted {grant}, and is SMTP AUTH "
+                f"enabled for the mailbox (Microsoft 365 admin center > user > Mail > Manage email apps)? "
+                f"If the grant changed, get a new refresh token: {login_command}")
+    return (f"the server refused the {mechanism} token{status}: is the application granted {grant}, and does "
+            f"the token belong to this username? Get a new refresh token: {login_command}")
+
+
+def password_refused_advice(code: int, reply: str) -> str | None:
+    """Advice for a refused password that only OAuth2 fixes, else None."""
+    if (code == 550 and "5.7.30" in reply) or "basic authentication is not supported" in reply.lower():
+        return ("Microsoft refuses passwords here: use auth: oauth2 (Basic authentication for SMTP AUTH is "
+                "switched off for this tenant or mailbox)")
+    return None
+
+
+def scrub(text: str, token: str) -> str:
+    return text.replace(token, "[token]") if token else text
+
+
+def _text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
