@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send-test", help="send a real test message, step by step",
                                description="Send a test message through an account or relay and explain "
-                                           "which step failed.")
+                                           "which step failed. A file with lint errors is refused first "
+                                           "(exit 1, the errors on stderr), as render refuses it. With "
+                                           "auth: oauth2 it gets an access token and logs in with "
+                                           "XOAUTH2 or OAUTHBEARER; the token is never printed.")
     send.add_argument("file", metavar="FILE")
     who = send.add_mutually_exclusive_group(required=True)
     who.add_argument("--account", metavar="EMAIL")
