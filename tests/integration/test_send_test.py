@@ -30,13 +30,19 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
     return TestCA(tmp_path_factory.mktemp("ca"))
 
 
+# A password over security: none is the lint error plaintext-auth, and send-test refuses a file
+# with lint errors; the plaintext tests silence it where lint reports it, as a user would.
+PLAINTEXT_OK = "  # smtpconf: ignore[plaintext-auth]"
+
+
 def _file(tmp_path: Path, port: int, security: str, ca: TestCA | None, provider: str | None = None) -> Path:
+    silence = PLAINTEXT_OK if security == "none" else ""
     lines = ["version: 1", "relays:", "  lab:"]
     lines += [f"    provider: {provider}"] if provider else []
-    lines += [f"    host: {HOST}", f"    port: {port}", f"    security: {security}",
+    lines += [f"    host: {HOST}", f"    port: {port}", f"    security: {security}{silence}",
               f"    username: {USER}", "    password: {env: LAB_PASSWORD}"]
     lines += [f"    ca_file: {ca.ca_pem_path}"] if ca else []
-    lines += ["accounts:", f"  - email: dev@{ZONE}", "    relay: lab"]
+    lines += ["accounts:", f"  - email: dev@{ZONE}{silence}", "    relay: lab"]
     path = tmp_path / "smtpconf.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -117,7 +123,7 @@ def test_a_refusal_or_hang_up_after_connect_is_a_failed_step(replies: dict[str, 
 def test_plaintext_is_refused_before_the_secret_is_resolved(nsd: NsdServer, tmp_path: Path) -> None:
     marker = tmp_path / "secret-command-ran"
     config = tmp_path / "smtpconf.yaml"
-    config.write_text(f"version: 1\nrelays:\n  lab:\n    host: {HOST}\n    port: 2525\n    security: none\n"
+    config.write_text(f"version: 1\nrelays:\n  lab:\n    host: {HOST}\n    port: 2525\n    security: none{PLAINTEXT_OK}\n"
                       f"    username: {USER}\n    password: {{command: \"touch {marker} && echo pw\"}}\n")
     done = send(config, nsd)
     assert done.returncode == 1 and "plaintext" in done.stdout, done.stdout + done.stderr
@@ -128,3 +134,18 @@ def test_usage_errors_exit_2(nsd: NsdServer, tmp_path: Path) -> None:
     config = _file(tmp_path, 2587, "starttls", None)
     done = send(config, nsd, who=("--relay", "nope"))
     assert done.returncode == 2 and "no relay 'nope'" in done.stderr
+
+
+def test_a_file_with_lint_errors_is_refused_before_anything_is_sent(nsd: NsdServer, tmp_path: Path) -> None:
+    """One gate for lint errors: send-test refuses what render refuses, naming the errors on stderr."""
+    marker = tmp_path / "secret-command-ran"
+    config = tmp_path / "smtpconf.yaml"
+    with ScriptedServer() as server:
+        config.write_text(f"version: 1\nrelays:\n  lab:\n    host: {HOST}\n    port: {server.port}\n"
+                          f"    security: none\n    username: {USER}\n"
+                          f"    password: {{command: \"touch {marker} && echo pw\"}}\n")
+        done = send(config, nsd, "--allow-plaintext")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[plaintext-auth]" in done.stderr and "send-test refused" in done.stderr, done.stderr
+    assert f"{config}:6:" in done.stderr, done.stderr
+    assert server.received == [] and not marker.exists() and "Traceback" not in done.stderr
