@@ -284,15 +284,16 @@ PER_ACCOUNT_TEMPLATES = ["thunderbird/config-v1.1.xml.j2", "autodiscover/autodis
 
 
 def _template_data(config: Config, template: str) -> list[dict[str, Any]]:
-    from smtpconf.render import autodiscover, gitsendemail, msmtp, neomutt, thunderbird
+    from smtpconf.render import RenderContext, autodiscover, gitsendemail, msmtp, neomutt, thunderbird
 
     accounts = config.accounts
+    ctx = RenderContext(config)
     return {
         "thunderbird/config-v1.1.xml.j2": lambda: [thunderbird._account_data(a) for a in accounts],
         "autodiscover/autodiscover.xml.j2": lambda: [autodiscover._data(a) for a in accounts],
-        "msmtp/msmtprc.j2": lambda: [msmtp._data(a) for a in accounts],
-        "neomutt/muttrc.j2": lambda: [neomutt._data(a, []) for a in accounts],
-        "git-send-email/gitconfig.j2": lambda: [gitsendemail._data(a) for a in accounts],
+        "msmtp/msmtprc.j2": lambda: [msmtp._data(ctx, a) for a in accounts],
+        "neomutt/muttrc.j2": lambda: [neomutt._data(ctx, a, [], []) for a in accounts],
+        "git-send-email/gitconfig.j2": lambda: [gitsendemail._data(ctx, a) for a in accounts],
     }[template]()
 
 

@@ -14,7 +14,6 @@ import importlib
 import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 from smtpconf.errors import RenderError, UsageError
 from smtpconf.model import Account, Config
+from smtpconf.render import outdir
 from smtpconf.resources import resource_path
 
 if TYPE_CHECKING:
@@ -149,18 +149,22 @@ def safe_name(text: str) -> str:
 
 
 def account_files(ctx: RenderContext, target: str, template: str, suffix: str,
-                  data: Callable[[Account], dict[str, Any]], mode: int = PUBLIC_MODE) -> Iterator[RenderedFile]:
-    """One file per account, ``TARGET/<address><suffix>``: ``template`` rendered with ``data(account)``."""
-    accounts = ctx.config.accounts
+                  data: Callable[[Account], dict[str, Any]], mode: int = PUBLIC_MODE,
+                  accounts: Sequence[Account] | None = None) -> Iterator[RenderedFile]:
+    """One file per account (of ``accounts``, by default all), ``TARGET/<address><suffix>``:
+    ``template`` rendered with ``data(account)``."""
+    accounts = ctx.config.accounts if accounts is None else accounts
     for account, content in zip(accounts, ctx.template_many(template, [data(a) for a in accounts])):
         yield RenderedFile(f"{target}/{safe_name(account.email)}{suffix}", content, target, "account",
                            account.email, mode)
 
 
 def parse_only(only: str | None) -> list[str]:
-    if not only:
+    if only is None:
         return list(TARGETS)
     names = [n.strip() for n in only.split(",") if n.strip()]
+    if not names:  # `--only ,` would render nothing and empty the output
+        raise UsageError(f"--only {only!r} names no target; targets: {', '.join(TARGETS)}")
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; targets: {', '.join(TARGETS)}")
@@ -204,7 +208,8 @@ def render_to_directory(config: Config, targets: list[str], out_dir: Path, optio
     ctx = RenderContext(config, options or {}, notes if notes is not None else [])
     if workers is None:
         workers = parallel.default_workers(len(config.accounts) * len(targets))
-    return replace_directory(out_dir, lambda root: parallel.render_tree(ctx, targets, root, workers), workers)
+    return replace_directory(out_dir, lambda root: parallel.render_tree(ctx, targets, root, workers), workers,
+                             outdir.inputs_of(config))
 
 
 def manifest_lines(files: Sequence[RenderedFile]) -> str:
@@ -238,53 +243,81 @@ def write_atomic(files: list[RenderedFile], out_dir: Path) -> None:
     replace_directory(out_dir, fill)
 
 
-def replace_directory(out_dir: Path, fill: Callable[[str], Rendered], workers: int = 1) -> Rendered:
+def replace_directory(out_dir: Path, fill: Callable[[str], Rendered], workers: int = 1,
+                      inputs: Iterable[tuple[str, str]] = ()) -> Rendered:
     """Make ``out_dir`` hold exactly what ``fill(root)`` writes into ``root``, all or nothing.
 
-    ``fill`` writes the new tree into a temporary directory beside ``out_dir`` (same file system, so
+    ``fill`` writes the new tree into a staging directory beside ``out_dir`` (same file system, so
     the final renames are atomic) and says what it wrote; the tree is then swapped in, and the
-    previous one removed (by up to ``workers`` processes). ``out_dir`` is replaced only when it is
-    absent, empty, or was written by smtpconf (it holds our manifest): a render never deletes a
-    user's files.
+    previous one removed (by up to ``workers`` processes). ``out_dir`` is followed through symbolic
+    links, and replaced only when it is absent, empty, or holds nothing but a previous output of
+    smtpconf (our manifest and target directories): a render never deletes a user's files, nor
+    ``inputs`` (what, path), the files the render reads. Signals never leave the staging or backup
+    directory behind (see ``outdir``).
     """
-    out_dir = out_dir.absolute()
+    out_dir = outdir.real_output(out_dir.absolute())
     if out_dir.exists() and not out_dir.is_dir():
         raise RenderError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
-        raise RenderError(f"{out_dir} is not empty and was not written by smtpconf; choose another -o "
-                          "directory or empty it")
+    outdir.check_outside(out_dir, inputs)
     parent = out_dir.parent
     if parent.exists() and not parent.is_dir():
         raise RenderError(f"cannot create {out_dir}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise RenderError(f"{parent} does not exist; create it first")
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.smtpconf-", dir=parent))
-    except OSError as exc:
-        raise RenderError(f"cannot write in {parent}: {exc.strerror or exc}") from None
+    outdir.remove_leftovers(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MANIFEST_NAME).is_file():
+            raise RenderError(f"{out_dir} is not empty and was not written by smtpconf; choose another -o "
+                              "directory or empty it")
+        outdir.check_only_ours(out_dir, [*TARGETS, MANIFEST_NAME])
+    staging: Path | None = None
     old: Path | None = None
-    try:
-        staging.chmod(0o755)
-        rendered = fill(str(staging))
-        (staging / MANIFEST_NAME).write_text(rendered.manifest, encoding="utf-8")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=parent))
-            os.rename(out_dir, old / "tree")
-        os.rename(staging, out_dir)
-    except BaseException as exc:  # Ctrl-C too: never leave credential files in a stray directory
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise RenderError(f"cannot write {out_dir}: {exc.strerror or exc}; nothing was changed") from None
-        raise
-    finally:
-        if old is not None:
-            if not out_dir.exists():
-                os.rename(old / "tree", out_dir)  # the swap did not happen: put the previous output back
-            else:
-                from smtpconf.render.parallel import remove_tree
+    locks: list[int] = []
+    with outdir.stop_signals_raise():
+        try:
+            with outdir.signals_held():
+                staging, lock = outdir.make_locked_dir(parent, f".{out_dir.name}.smtpconf-")
+                locks.append(lock)
+            staging.chmod(0o755)
+            rendered = fill(str(staging))
+            (staging / MANIFEST_NAME).write_text(rendered.manifest, encoding="utf-8")
+            with outdir.signals_held():
+                if out_dir.exists():
+                    old, lock = outdir.make_locked_dir(parent, f".{out_dir.name}.old-")
+                    locks.append(lock)
+                    os.rename(out_dir, old / "tree")
+                try:
+                    os.rename(staging, out_dir)
+                except OSError:
+                    if old is not None and (old / "tree").exists():
+                        os.rename(old / "tree", out_dir)  # the swap did not happen: put the previous output back
+                    raise
+        except BaseException as exc:  # Ctrl-C and SIGTERM too: never leave credential files in a stray directory
+            with outdir.signals_held():
+                if staging is not None:
+                    shutil.rmtree(staging, ignore_errors=True)
+                # A previous output that could not be put back stays aside, for the next run to restore.
+                stranded = not os.path.lexists(out_dir) and old is not None and (old / "tree").exists()
+                if old is not None and not stranded:
+                    shutil.rmtree(old, ignore_errors=True)
+                for lock in locks:
+                    os.close(lock)
+            if isinstance(exc, OSError):
+                if staging is None:
+                    raise RenderError(f"cannot write in {parent}: {exc.strerror or exc}") from None
+                raise RenderError(f"cannot write {out_dir}: {exc.strerror or exc}; nothing was changed") from None
+            raise
+        with outdir.signals_held():  # the previous output: removed whole, even if Ctrl-C is pressed now
+            try:
+                if old is not None:
+                    from smtpconf.render.parallel import remove_tree
 
-                remove_tree(str(old / "tree"), workers)  # the previous output: a directory per target
-            shutil.rmtree(old, ignore_errors=True)
+                    remove_tree(str(old / "tree"), workers)  # a directory per target
+            finally:
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+                for lock in locks:
+                    os.close(lock)
     return rendered
 
 

@@ -12,6 +12,12 @@ file for 10,000 accounts; this one takes about 30 (docs/decisions.md).
 No password is written: the device asks for it when the profile is installed. Apple's payload
 requires an incoming (IMAP or POP) server; an account without one gets no profile, because a device
 would refuse to install it, and the render says so in a note.
+
+The payload's authentication is a password or none (``EmailAuthPassword``, ``EmailAuthNone``, and
+certificate variants); there is no OAuth2. A profile for an OAuth2 account would have the device
+ask for a password that the provider refuses, so such an account gets no profile, and a note
+says to add it with the provider's own sign-in (Add Account: Google, Microsoft Exchange,
+Outlook.com), which does OAuth2 (SPEC §7).
 """
 
 from __future__ import annotations
@@ -35,7 +41,11 @@ ACCOUNT_TYPE = {"imap": "EmailTypeIMAP", "pop3": "EmailTypePOP"}
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     skipped: list[str] = []
+    oauth2: list[str] = []
     for account in ctx.config.accounts:
+        if account.login.auth == "oauth2":
+            oauth2.append(account.email)
+            continue
         inbound = incoming(account)
         if inbound is None:
             skipped.append(account.email)
@@ -50,6 +60,10 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         ctx.notes.append(f"no mobileconfig profile for {names}: Apple's mail payload needs an incoming "
                          f"(IMAP or POP) server, and {'these accounts have' if len(skipped) > 1 else 'the account has'} "
                          f"none (add `incoming:`)")
+    if oauth2:
+        ctx.notes.append(f"no mobileconfig profile for {listed(oauth2)}: the account logs in with OAuth2, which "
+                         f"Apple's mail payload cannot express (it would ask for a password the provider refuses); "
+                         f"on the device, add the account with the provider's own sign-in (Add Account)")
 
 
 def _uses_tls(server: ServerSettings) -> bool:
