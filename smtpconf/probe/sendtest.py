@@ -30,6 +30,7 @@ from typing import Any, Callable, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from smtpconf.errors import UsageError
+from smtpconf.findings import printable
 from smtpconf.lint import gate, lint_path
 from smtpconf.model import Config, Endpoint, Login, SecretRef, preset_of
 from smtpconf.probe.sasl import password_refused_advice
@@ -299,7 +300,10 @@ def _ehlo(client: smtplib.SMTP) -> None:
     code, reply = _step("EHLO", client.ehlo)
     if code != 250:
         raise fail("EHLO", f"{code} {_text(reply)}")
-    step("EHLO", True, "offers " + (", ".join(sorted(client.esmtp_features)).upper() or "nothing"))
+    # With the AUTH mechanisms: whether the login's is among them is the next step's question.
+    offered = [name.upper() + (f" {' '.join(_offered(client))}" if name == "auth" else "")
+               for name in sorted(client.esmtp_features)]
+    step("EHLO", True, "offers " + (printable(", ".join(offered), 300) or "nothing"))
 
 
 def _auth(client: smtplib.SMTP, target: Target, password: str) -> None:
