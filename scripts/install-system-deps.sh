@@ -4,7 +4,7 @@
 # the tests run private Postfix instances on loopback ports of their own.
 set -euo pipefail
 PACKAGES=(postfix libsasl2-modules msmtp git git-email swaks nsd ca-certificates neomutt
-  libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl)
+  libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl nginx chromium fonts-noto-cjk)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -23,3 +23,13 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "msmtp msmtp/apparmor boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian's nginx package starts a server on port 80 where an init system runs; the tests start
+# their own nginx on loopback ports and never use the system one.
+if dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q "install ok installed"; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  else
+    service nginx stop >/dev/null 2>&1 || true
+    update-rc.d nginx disable >/dev/null 2>&1 || true
+  fi
+fi
