@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of the file format")
     schema.set_defaults(func=_schema)
 
+    _add_oauth2(commands)
+
     providers = commands.add_parser("providers", help="list the built-in provider presets")
     providers.add_argument("--format", choices=("text", "json"), default="text")
     providers.set_defaults(func=_providers)
@@ -165,6 +167,56 @@ def _render(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_oauth2(commands: Any) -> None:
+    oauth2 = commands.add_parser("oauth2", help="OAuth2 logins: get a refresh token, print an access token",
+                                 description="OAuth2 for SMTP (XOAUTH2, OAUTHBEARER): log in once, then print "
+                                             "access tokens for msmtp, neomutt, git send-email and Postfix.")
+    actions = oauth2.add_subparsers(dest="oauth2_command", metavar="ACTION", parser_class=_Parser, required=True)
+    token = actions.add_parser("token", help="print a valid access token (cached until shortly before it expires)",
+                               description="Print a valid access token on stdout and nothing else: the cached "
+                                           "one, or a new one from the refresh token.")
+    login = actions.add_parser("login", help="sign in with a browser (or --device) and store the refresh token",
+                               description="Get a refresh token: authorization code flow with PKCE and a loopback "
+                                           "redirect, or the device flow; written 0600, never printed.")
+    for parser in (token, login):
+        parser.add_argument("file", metavar="FILE")
+        who = parser.add_mutually_exclusive_group(required=True)
+        who.add_argument("--account", metavar="EMAIL")
+        who.add_argument("--relay", metavar="NAME")
+    token.add_argument("--timeout", type=_oauth2_seconds, default=20.0, metavar="SECONDS",
+                       help="limit for the whole refresh, when one is needed (default 20)")
+    token.set_defaults(func=_oauth2_token)
+    login.add_argument("--device", action="store_true", help="device flow (RFC 8628): a code to type elsewhere")
+    login.add_argument("--out", metavar="PATH", help="write the refresh token here (default: the {file:} of "
+                                                      "oauth2.refresh_token)")
+    login.add_argument("--timeout", type=_oauth2_seconds, default=300.0, metavar="SECONDS",
+                       help="limit for the whole login, sign-in included (default 300)")
+    login.add_argument("--no-browser", action="store_true", help="only print the URL; do not start a browser")
+    login.set_defaults(func=_oauth2_login)
+
+
+def _oauth2_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
+    return value
+
+
+def _oauth2_token(args: argparse.Namespace) -> int:
+    from smtpconf.oauth2.command import run_token
+
+    return run_token(args)
+
+
+def _oauth2_login(args: argparse.Namespace) -> int:
+    from smtpconf.oauth2.command import run_login
+
+    return run_login(args)
+
+
 def _send_test(args: argparse.Namespace) -> int:
     from smtpconf.probe.sendtest import run
 
@@ -187,7 +239,8 @@ def _providers(args: argparse.Namespace) -> int:
         print(json.dumps({
             name: {"title": p.title, "smtp": [s._asdict() for s in p.smtp],
                    "incoming": {k: s._asdict() for k, s in p.incoming.items()},
-                   "username": p.username, "note": p.note, "docs": p.docs}
+                   "username": p.username, "note": p.note, "docs": p.docs,
+                   "oauth2": _oauth2_preset_data(p.oauth2)}
             for name, p in presets().items()
         }, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -199,8 +252,25 @@ def _providers(args: argparse.Namespace) -> int:
             print(f"  incoming: {incoming}")
         if p.username:
             print(f"  username: {p.username}")
+        if p.oauth2 is not None:
+            o = p.oauth2
+            tenant = f" (default tenant {o.tenant})" if o.tenant else ""
+            extra = "".join(f" (+ {proto}: {scope})" for proto, scope in o.incoming_scopes.items())
+            print(f"  oauth2:   {o.mechanism} via {o.issuer}; device flow: {'yes' if o.device_url else 'no'}\n"
+                  f"            authorize {o.authorize_url}{tenant}\n            token     {o.token_url}")
+            if o.device_url:
+                print(f"            device    {o.device_url}")
+            print(f"            scopes    {' '.join(o.scopes)}{extra}\n            register  {o.console}")
         print(f"  note:     {p.note}\n  docs:     {p.docs}\n")
     return EXIT_OK
+
+
+def _oauth2_preset_data(o: Any) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    return {"mechanism": o.mechanism, "issuer": o.issuer, "authorize_url": o.authorize_url, "token_url": o.token_url,
+            "device_url": o.device_url, "device_flow": o.device_url is not None, "scopes": list(o.scopes),
+            "incoming_scopes": dict(o.incoming_scopes), "tenant": o.tenant, "console": o.console}
 
 
 def _init(args: argparse.Namespace) -> int:

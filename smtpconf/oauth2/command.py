@@ -1,0 +1,132 @@
+"""``smtpconf oauth2 token`` and ``smtpconf oauth2 login`` (SPEC §7).
+
+``token`` runs for every message msmtp sends, so it takes the shortest path that still refuses a
+broken file: YAML, schema and references for the whole file (the model is only sound on a
+document that passes them), then only the rules that concern the chosen login's credential
+(``inline-secret``, ``oauth2-incomplete``, ``oauth2-plaintext``), then the cache. A lint error
+elsewhere in the file (another relay's TLS settings) does not stop mail that does not use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from smtpconf.errors import FatalError, UsageError
+from smtpconf.findings import Finding
+from smtpconf.model import Config, Login
+
+EXIT_OK, EXIT_REFUSED = 0, 1
+
+# The rules whose errors make a login's token unobtainable or unsafe to use.
+_LOGIN_RULES = ("inline-secret", "oauth2-incomplete", "oauth2-plaintext")
+
+
+class Chosen(NamedTuple):
+    config: Config
+    login: Login
+    what: str  # "account a@example.com" / "relay 'o365'"
+    login_command: str  # what to run when the refresh token is refused
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from smtpconf.oauth2 import InvalidGrant, access_token
+
+    chosen = choose(args)
+    try:
+        token = access_token(chosen.login, chosen.config.doc.path.parent, timeout=args.timeout,
+                             login_command=chosen.login_command)
+    except InvalidGrant as exc:
+        print(f"smtpconf: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    sys.stdout.write(token + "\n")
+    return EXIT_OK
+
+
+def run_login(args: argparse.Namespace) -> int:
+    from smtpconf.oauth2.flows import login
+
+    chosen = choose(args)
+    login(chosen.login, chosen.config.doc.path.parent, what=chosen.what, device=args.device,
+          out=Path(args.out) if args.out else None, timeout=args.timeout, browser=not args.no_browser)
+    return EXIT_OK
+
+
+def choose(args: argparse.Namespace) -> Chosen:
+    config = load_for_login(Path(args.file), args.file)
+    if args.relay is not None:
+        relay = config.relays.get(args.relay)
+        if relay is None:
+            raise UsageError(f"no relay '{args.relay}' in {args.file} (relays: {', '.join(config.relays) or 'none'})")
+        login, what, who, paths = relay.login, f"relay '{relay.name}'", f"--relay {args.relay}", [relay.path]
+    else:
+        wanted = args.account.lower()
+        account = next((a for a in config.accounts if a.email.lower() == wanted), None)
+        if account is None:
+            known = ", ".join(a.email for a in config.accounts) or "none"
+            raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
+        login, what, who = account.login, f"account {account.email}", f"--account {args.account}"
+        paths = [account.path, login.path]
+    if login.auth != "oauth2":
+        raise UsageError(f"{what} logs in with {'a password' if login.auth == 'password' else 'no AUTH'}, not "
+                         "OAuth2 (auth: oauth2 in its entry)")
+    _refuse_login_errors(config, args.file, paths)
+    return Chosen(config, login, what, f"smtpconf oauth2 login {_shell(args.file)} {who}")
+
+
+def _shell(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def load_for_login(path: Path, file: str) -> Config:
+    """The model of a file whose YAML, schema and references are sound; else its errors on
+    stderr and a clear refusal."""
+    from smtpconf.load import load
+    from smtpconf.model import build
+    from smtpconf.rules.references import check_references
+    from smtpconf.schema import validate
+
+    doc, findings = load(path, file)
+    if doc is not None and not _errors(findings):
+        findings += [doc.finding(e.path, "error", "schema", e.message, key=e.at_key) for e in validate(doc.data)]
+        if not _errors(findings):
+            findings += check_references(doc)
+        findings = [f for f in findings if not doc.ignored(f)]
+    if doc is None or _errors(findings):
+        _print_errors(findings)
+        raise FatalError(f"{file} has errors (above; smtpconf lint {_shell(file)} shows all); no token")
+    return build(doc)
+
+
+def _refuse_login_errors(config: Config, file: str, paths: list[tuple[str | int, ...]]) -> None:
+    import smtpconf.rules.oauth2  # noqa: F401  (importing a family registers its rules)
+    import smtpconf.rules.secrets  # noqa: F401
+    from smtpconf.rules import REGISTRY
+
+    doc = config.doc
+    findings = []
+    for rule_id in _LOGIN_RULES:
+        rule = REGISTRY[rule_id]
+        assert rule.check is not None
+        for hit in rule.check(config):
+            if (hit.level or rule.level) == "error" and any(hit.path[:len(p)] == p for p in paths):
+                finding = doc.finding(hit.path, "error", rule.id, hit.message, key=hit.at_key)
+                if not doc.ignored(finding):
+                    findings.append(finding)
+    if findings:
+        _print_errors(findings)
+        raise FatalError(f"{file}: this login has errors (above); no token")
+
+
+def _errors(findings: list[Finding]) -> bool:
+    return any(f.level == "error" for f in findings)
+
+
+def _print_errors(findings: list[Finding]) -> None:
+    for f in findings:
+        if f.level == "error":
+            print(f"{f.file}:{f.line}:{f.col}: {f.level} [{f.rule}] {f.message}", file=sys.stderr)
