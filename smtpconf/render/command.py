@@ -8,6 +8,7 @@ from pathlib import Path
 
 from smtpconf.errors import FatalError
 from smtpconf.render import parse_only, render_to_directory
+from smtpconf.render.outdir import Stopped
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,8 +28,11 @@ def run(args: argparse.Namespace) -> int:
                # targets" it may leave out what another target covers (see docs/decisions.md).
                "all_targets": not args.only}
     notes: list[str] = []
-    rendered = render_to_directory(config, targets, Path(args.output),
-                                   {k: v for k, v in options.items() if v}, notes, workers=args.jobs)
+    try:
+        rendered = render_to_directory(config, targets, Path(args.output),
+                                       {k: v for k, v in options.items() if v}, notes, workers=args.jobs)
+    except Stopped as stop:  # SIGTERM, SIGHUP: cleaned up; exit as a shell reports a signal
+        return 128 + stop.signum
     for note in notes:
         print(f"smtpconf: note: {note}", file=sys.stderr)
     if args.format == "json":

@@ -10,7 +10,7 @@ one process. Removing the previous output after the swap is shared out the same 
 Work is claimed through a pipe holding one byte per item: a one-byte read from a pipe is atomic, so
 each item goes to exactly one worker, and a worker that finishes early takes the next one. Forking
 needs no pickling of the model; a worker ends with ``os._exit`` and never returns into the caller's
-code. Any failure in a worker (a refused value, a full disk, Ctrl-C) stops the others and is raised
+code. Any failure in a worker (a refused value, a full disk, Ctrl-C, SIGTERM) stops the others and is raised
 in the parent, which then discards the staging directory as usual.
 """
 
@@ -23,9 +23,10 @@ import shutil
 import signal
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence, TypeVar
 
 from smtpconf.errors import RenderError
+from smtpconf.render.outdir import STOP_SIGNALS
 
 if TYPE_CHECKING:
     from smtpconf.render import RenderContext, Rendered
@@ -109,21 +110,23 @@ def map_in_workers(items: Sequence[Item], work: Callable[[Item], Result], worker
     try:
         for _ in range(workers - 1):
             read_end, write_end = os.pipe()
-            # Ctrl-C is held back across the fork, so that a worker meets it only inside _work,
-            # which turns it into a report, never in the caller's code it was forked from.
-            # It is also held back until the worker is registered, to be stopped on any failure.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            # Ctrl-C, SIGTERM and SIGHUP are held back across the fork, so that a worker meets them
+            # only inside _work, which turns them into a report, never in the caller's code it was
+            # forked from. They are also held back until the worker is registered, to be stopped
+            # on any failure. The caller may hold them itself (a clean-up that must finish): then
+            # they stay held, here and in the worker.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             try:
                 pid = os.fork()
                 if pid == 0:  # the worker, which never returns from _work
                     os.close(read_end)
-                    _work(items, work, claims, write_end)
+                    _work(items, work, claims, write_end, mask)
                 children[pid] = read_end
             except OSError:  # no more processes to be had: the ones there are do the work
                 os.close(read_end)
                 break
             finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(write_end)
         results = _claim(items, work, claims)
         for pid, read_end in list(children.items()):
@@ -149,13 +152,14 @@ def _claim(items: Sequence[Item], work: Callable[[Item], Result], claims: int) -
     return results
 
 
-def _work(items: Sequence[Item], work: Callable[[Item], Any], claims: int, results: int) -> None:
+def _work(items: Sequence[Item], work: Callable[[Item], Any], claims: int, results: int,
+          mask: Iterable[int]) -> None:
     """A worker's whole life: claim items until none are left, report, exit."""
     code = 1
     try:
         outcome: tuple[Any, ...]
         try:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             outcome = ("ok", _claim(items, work, claims))
         except RenderError as exc:
             outcome = ("render-error", str(exc))
