@@ -43,25 +43,52 @@ FILES = {
 }
 MAPS = ("sasl_passwd", "sender_relay", "sender_transport", "tls_policy", "generic")
 
+# OAuth2 relays (SPEC §7): Postfix hands their mail to msmtp through a pipe(8) transport, and a
+# refresher on the host keeps each relay's access token fresh (docs/postfix.md says why).
+DEFAULT_OAUTH2_DIR = "/var/lib/smtpconf/oauth2"
+DEFAULT_OAUTH2_SCRIPT = "/usr/local/lib/smtpconf/smtpconf-oauth2"
+DEFAULT_OAUTH2_USER = "smtpconf-oauth2"
+OAUTH2_SCRIPT = ("roles", "smtp_relay", "files", "smtpconf-oauth2")
+# Output file -> template, written once per OAuth2 relay ("{relay}" is its name).
+OAUTH2_RELAY_FILES = {
+    "msmtp-{relay}.conf": "msmtp_oauth2.conf.j2",
+    "oauth2-{relay}.json": "oauth2_relay.json.j2",
+}
+# Written once per group that has an OAuth2 relay: the refresher's timer, or cron without systemd.
+OAUTH2_GROUP_FILES = {
+    "smtpconf-oauth2.service": "smtpconf-oauth2.service.j2",
+    "smtpconf-oauth2.timer": "smtpconf-oauth2.timer.j2",
+    "smtpconf-oauth2.cron": "smtpconf-oauth2.cron.j2",
+}
+
 
 def role_defaults(config_dir: str = DEFAULT_CONFIG_DIR, map_dir: str | None = None,
-                  map_type: str = DEFAULT_MAP_TYPE) -> dict[str, Any]:
+                  map_type: str = DEFAULT_MAP_TYPE, oauth2_dir: str = DEFAULT_OAUTH2_DIR,
+                  oauth2_script: str = DEFAULT_OAUTH2_SCRIPT, oauth2_user: str = DEFAULT_OAUTH2_USER) -> dict[str, Any]:
     """The role variables that do not depend on the group (the role's defaults/main.yml)."""
     return {
         "smtp_relay_postfix_config_dir": config_dir,
         "smtp_relay_map_dir": map_dir or f"{config_dir.rstrip('/')}/smtpconf",
         "smtp_relay_map_type": map_type,
         "smtp_relay_install_packages": True,
+        "smtp_relay_oauth2_dir": oauth2_dir,
+        "smtp_relay_oauth2_script": oauth2_script,
+        "smtp_relay_oauth2_user": oauth2_user,
+        "smtp_relay_oauth2_renew_before": 600,
+        "smtp_relay_oauth2_interval": 5,
     }
 
 
-def role_vars(config: Config, group: FleetGroup, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
+def role_vars(config: Config, group: FleetGroup, secrets: Mapping[str, str] | None = None,
+              oauth2_secrets: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     """The role variables of one fleet group (docs/role-variables.md).
 
     ``secrets`` maps a relay name to the text placed in its ``password``: resolved passwords for
     the postfix target, Jinja expressions such as ``"{{ vault_lab_smtp_password }}"`` for the
     ansible target. A relay that authenticates but is missing from ``secrets`` (or ``secrets`` is
     None) gets no ``password`` key, and the templates then write no credential for it.
+    ``oauth2_secrets`` does the same for an OAuth2 relay's ``refresh_token`` and
+    ``client_secret`` (relay name -> key -> text).
     """
     relays: dict[str, dict[str, Any]] = {}
     for relay in sorted(group_relays(config, group), key=lambda r: r.name):
@@ -72,8 +99,11 @@ def role_vars(config: Config, group: FleetGroup, secrets: Mapping[str, str] | No
         }
         if relay.username is not None:
             entry["username"] = relay.username
-        if relay.authenticates and secrets is not None and relay.name in secrets:
+        if relay.login.auth == "password" and secrets is not None and relay.name in secrets:
             entry["password"] = secrets[relay.name]
+        if relay.login.auth == "oauth2" and relay.login.oauth2 is not None:
+            entry["auth"] = "oauth2"
+            entry["oauth2"] = _oauth2_entry(relay, (oauth2_secrets or {}).get(relay.name, {}))
         if relay.endpoint.ca_file is not None:
             entry["ca_pem"] = _read_ca(relay)
         relays[relay.name] = entry
@@ -89,21 +119,55 @@ def role_vars(config: Config, group: FleetGroup, secrets: Mapping[str, str] | No
     }
 
 
+def _oauth2_entry(relay: Relay, secrets: Mapping[str, str]) -> dict[str, Any]:
+    oauth2 = relay.login.oauth2
+    assert oauth2 is not None
+    entry: dict[str, Any] = {
+        "mechanism": oauth2.mechanism,
+        "token_url": oauth2.token_url or "",
+        "client_id": oauth2.client_id or "",
+        "scope": " ".join(oauth2.scopes),
+    }
+    for key in ("refresh_token", "client_secret"):
+        if key in secrets:
+            entry[key] = secrets[key]
+    return entry
+
+
+def oauth2_relays(variables: Mapping[str, Any]) -> list[str]:
+    """The OAuth2 relays the group uses (its default relay and sender relays), sorted."""
+    used = {variables["smtp_relay_relay"], *variables["smtp_relay_sender_relays"].values()}
+    relays = variables["smtp_relay_relays"]
+    return sorted(name for name in used if relays[name].get("auth") == "oauth2")
+
+
 def render_group(variables: Mapping[str, Any]) -> dict[str, str]:
     """Every output file of one group (name -> text), from the complete role variables."""
     env = _environment()
-    return {name: env.get_template(template).render(**variables) for name, template in FILES.items()}
+    texts = {name: env.get_template(template).render(**variables) for name, template in FILES.items()}
+    relays = oauth2_relays(variables)
+    for relay in relays:
+        for name, template in OAUTH2_RELAY_FILES.items():
+            texts[name.format(relay=relay)] = env.get_template(template).render(**variables, smtp_relay__name=relay)
+    if relays:
+        texts.update({name: env.get_template(template).render(**variables)
+                      for name, template in OAUTH2_GROUP_FILES.items()})
+    return texts
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     config = ctx.config
-    defaults = role_defaults(map_dir=_map_dir(ctx), map_type=_map_type(ctx))
+    defaults = role_defaults(map_dir=_map_dir(ctx), map_type=_map_type(ctx),
+                             oauth2_dir=_host_path(ctx, "postfix_oauth2_dir", DEFAULT_OAUTH2_DIR),
+                             oauth2_script=_host_path(ctx, "postfix_oauth2_script", DEFAULT_OAUTH2_SCRIPT),
+                             oauth2_user=str(ctx.options.get("postfix_oauth2_user") or DEFAULT_OAUTH2_USER))
     groups = [config.fleet[name] for name in sorted(config.fleet)]
     # Resolve every secret first, each relay's once (a command secret may prompt for a GPG
     # passphrase): a render that cannot write some sasl_passwd writes nothing. As part of a render
     # of all targets, a group whose secrets are not here (a vault variable, a secret file that
     # exists only on the servers) is left to the ansible target instead.
     resolved, problems = _resolve_secrets(config, groups)
+    oauth2_resolved = _resolve_oauth2_secrets(config, groups, problems)
     if ctx.options.get("all_targets"):
         complete = []
         for group in groups:
@@ -120,14 +184,28 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         raise RenderError("postfix: cannot write sasl_passwd, so nothing was written:\n  "
                           + "\n  ".join(problems[name] for name in sorted(problems)))
     for group in groups:
-        variables = {**defaults, **role_vars(config, group, resolved)}
+        variables = {**defaults, **role_vars(config, group, resolved, oauth2_resolved)}
         _check_values(group, variables)
         texts = render_group(variables)
+        where = f"postfix/{safe_name(group.name)}"
         for name, text in texts.items():
             if name == "ca_bundle.pem" and not text:
                 continue  # no private CA: main.cf leaves smtp_tls_CAfile empty
-            yield RenderedFile(f"postfix/{safe_name(group.name)}/{name}", text.encode("utf-8"), "postfix",
+            yield RenderedFile(f"{where}/{name}", text.encode("utf-8"), "postfix",
                                "group", group.name, SECRET_MODE if name == "sasl_passwd" else PUBLIC_MODE)
+        relays = oauth2_relays(variables)
+        if relays:
+            # The refresher and the pipe transport's wrapper, the role's own file, byte for byte.
+            yield RenderedFile(f"{where}/smtpconf-oauth2", resource_path(*OAUTH2_SCRIPT).read_bytes(), "postfix",
+                               "group", group.name, 0o755)
+        for relay in relays:
+            # The first refresh token (and client secret): installed once on the host, which
+            # then keeps the rotated one (docs/postfix.md).
+            for key, suffix in (("refresh_token", "refresh"), ("client_secret", "client_secret")):
+                value = variables["smtp_relay_relays"][relay]["oauth2"].get(key)
+                if value is not None:
+                    yield RenderedFile(f"{where}/oauth2/{relay}.{suffix}", (value + "\n").encode("utf-8"), "postfix",
+                                       "group", group.name, SECRET_MODE)
 
 
 def _map_dir(ctx: RenderContext) -> str:
@@ -137,6 +215,15 @@ def _map_dir(ctx: RenderContext) -> str:
     if not value.startswith("/") or any(ch.isspace() or ch in ",$" or ord(ch) < 32 for ch in value):
         raise RenderError(f"postfix map directory must be an absolute path without spaces, commas or '$': "
                           f"{value!r}")
+    return value.rstrip("/") or "/"
+
+
+def _host_path(ctx: RenderContext, option: str, default: str) -> str:
+    value = str(ctx.options.get(option) or default)
+    # It lands in master.cf's argv, msmtp's passwordeval and unit files, which split at whitespace.
+    if not value.startswith("/") or any(ch.isspace() or ch in ",$\"'\\" or ord(ch) < 32 for ch in value):
+        raise RenderError(f"{option.replace('_', '-')} must be an absolute path without spaces, commas, "
+                          f"quotes or '$': {value!r}")
     return value.rstrip("/") or "/"
 
 
@@ -158,7 +245,7 @@ def _resolve_secrets(config: Config, groups: list[FleetGroup]) -> tuple[dict[str
     problems: dict[str, str] = {}
     for name in sorted(relays):
         relay = relays[name]
-        if relay.password is None:
+        if relay.password is None or relay.login.auth != "password":
             continue
         where = f"relay '{name}' password ({relay.password.describe()})"
         if relay.username is None:
@@ -181,6 +268,44 @@ def _resolve_secrets(config: Config, groups: list[FleetGroup]) -> tuple[dict[str
     return resolved, problems
 
 
+def _resolve_oauth2_secrets(config: Config, groups: list[FleetGroup],
+                            problems: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The refresh token and client secret of every OAuth2 relay the groups use, like
+    :func:`_resolve_secrets` (what cannot be resolved here goes into ``problems``)."""
+    from smtpconf.secrets import SecretError, resolve
+
+    relays = {r.name: r for group in groups for r in group_relays(config, group)}
+    resolved: dict[str, dict[str, str]] = {}
+    for name in sorted(relays):
+        oauth2 = relays[name].login.oauth2
+        if relays[name].login.auth != "oauth2" or oauth2 is None:
+            continue
+        if not oauth2.complete:
+            problems[name] = f"relay '{name}': its oauth2 block is incomplete (oauth2-incomplete)"
+            continue
+        values: dict[str, str] = {}
+        for key, secret in (("refresh_token", oauth2.refresh_token), ("client_secret", oauth2.client_secret)):
+            if secret is None:
+                continue
+            where = f"relay '{name}' oauth2 {key} ({secret.describe()})"
+            if secret.kind == "vault":
+                problems[name] = (f"{where}: an Ansible vault variable is resolved only at deploy time; the "
+                                  "ansible target covers it (render --only ansible)")
+                break
+            try:
+                value = resolve(secret, config.doc.path.parent).strip()
+            except SecretError as exc:
+                problems[name] = f"{where}: {exc}"
+                break
+            if not value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                problems[name] = f"{where}: it is empty or holds a line break or control character"
+                break
+            values[key] = value
+        else:
+            resolved[name] = values
+    return resolved
+
+
 def _check_values(group: FleetGroup, variables: Mapping[str, Any]) -> None:
     """The second line behind the schema: every value that reaches main.cf or a map key/value is
     one Postfix word (no whitespace, comma or control character), and a SASL username holds no
@@ -196,6 +321,13 @@ def _check_values(group: FleetGroup, variables: Mapping[str, Any]) -> None:
             postfix_word(word)
         except ValueError as exc:
             raise RenderError(f"fleet group '{group.name}': {exc}") from None
+    transports: dict[str, str] = {}
+    for relay in oauth2_relays(variables):
+        transport = relay.replace("-", "_").replace(".", "_")
+        if transport in transports:
+            raise RenderError(f"fleet group '{group.name}': OAuth2 relays '{transports[transport]}' and '{relay}' "
+                              "would share one Postfix transport name; rename one (no '-' or '.' difference only)")
+        transports[transport] = relay
 
 
 def _unusable(password: str) -> str | None:

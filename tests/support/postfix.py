@@ -562,6 +562,21 @@ class PostfixInstance:
         return f"\n--- {self.log_path} (last {len(tail)} lines) ---\n" + "\n".join(tail) + "\n"
 
 
+def ensure_system_user(name: str) -> None:
+    """A system user and group ``name`` (no home, no login), created if missing: pipe(8)
+    transports refuse to run commands as root or as the mail owner, so OAuth2 relays need one."""
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return
+    except KeyError:
+        pass
+    useradd = need_program("useradd", "passwd")
+    subprocess.run([useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True, text=True)
+
+
 def _is_zombie(proc_entry: Path) -> bool:
     # A stopped master is reparented to PID 1, which may reap it late; kill(pid, 0) would still
     # succeed on the zombie, so read the state from /proc/PID/stat ("pid (comm) STATE ...").
@@ -569,4 +584,4 @@ def _is_zombie(proc_entry: Path) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-__all__ = ["HOST", "PostfixError", "PostfixInstance", "free_tcp_port"]
+__all__ = ["HOST", "PostfixError", "PostfixInstance", "ensure_system_user", "free_tcp_port"]
