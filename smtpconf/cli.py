@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
 
     render = commands.add_parser("render", help="write client, Postfix and Ansible files",
-                                 description="Render the file into client, Postfix and Ansible files (docs/commands.md lists the targets).")
+                                 description="Render the file into client, Postfix and Ansible files "
+                                             "(docs/commands.md lists the targets).")
     render.add_argument("file", metavar="FILE")
     render.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     render.add_argument("--only", metavar="TARGET,...", help="comma-separated targets (default: all)")
