@@ -86,7 +86,7 @@ def _mechanism_missing(use: EndpointUse, offered: tuple[str, ...] | None) -> str
     after = " after TLS" if use.endpoint.security != "none" else ""
     if use.login.auth == "oauth2":
         needs = f"not {wanted[0]}, which the login of {use.what} uses (auth: oauth2)"
-        hint = ("; it takes passwords: is this the provider's host, or is the oauth2 mechanism wrong?"
+        hint = ("; it takes passwords: check host and port, or log in with auth: password"
                 if {"PLAIN", "LOGIN"} & set(offered) else "")
     else:
         needs = f"neither PLAIN nor LOGIN, which the password login of {use.what} needs"
