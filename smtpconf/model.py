@@ -285,6 +285,31 @@ class FleetGroup:
 
 
 @dataclass(frozen=True)
+class Site:
+    """Where a domain's discovery site is published (SPEC §9): paths on the web server, as written;
+    None where the file gives none (the site target writes a documented placeholder)."""
+
+    root: str | None
+    certificate: str | None
+    key: str | None
+    path: JsonPath
+
+
+@dataclass(frozen=True)
+class MtaSts:
+    """The MTA-STS policy a domain publishes (RFC 8461)."""
+
+    mode: str  # testing | enforce | none
+    mx: tuple[str, ...]  # as written; "*." matches one label
+    max_age: int  # seconds
+    path: JsonPath
+
+
+DEFAULT_MTA_STS_MAX_AGE = 604800  # a week: RFC 8461 §3.2 suggests weeks
+DEFAULT_SITE_LANG = ("en", "zh-CN")
+
+
+@dataclass(frozen=True)
 class DomainPolicy:
     name: str  # as written; IDN names stay Unicode here
     relays: tuple[str, ...]
@@ -292,6 +317,10 @@ class DomainPolicy:
     dmarc_policy: str | None
     srv: bool
     path: JsonPath
+    site: Site | None = None  # the domain's `site:` block: `check` fetches what it publishes
+    mta_sts: MtaSts | None = None
+    tls_rpt: tuple[str, ...] = ()  # reporting URIs (RFC 8460): mailto:... or https://...
+    lang: tuple[str, ...] = DEFAULT_SITE_LANG  # the setup page's languages, in order
 
     @property
     def host(self) -> str:
@@ -549,11 +578,28 @@ def build(doc: Document) -> Config:
             dmarc_policy=raw.get("dmarc_policy"),
             srv=bool(raw.get("srv", False)),
             path=("domains", name),
+            **_publishing(raw, ("domains", name)),
         )
         for name, raw in (data.get("domains") or {}).items()
     }
     return Config(doc, MappingProxyType(relays), tuple(accounts), MappingProxyType(fleet),
                   MappingProxyType(domains))
+
+
+def _publishing(raw: Mapping[str, Any], path: JsonPath) -> dict[str, Any]:
+    """A domain's site, MTA-STS, TLS-RPT and page languages (SPEC §9)."""
+    site, sts = raw.get("site"), raw.get("mta_sts")
+    rua = raw.get("tls_rpt") or ()
+    return {
+        "site": Site(site.get("root"), site.get("certificate"), site.get("key"), path + ("site",))
+        if site is not None else None,
+        "mta_sts": MtaSts(sts["mode"], tuple(sts.get("mx") or ()), sts.get("max_age", DEFAULT_MTA_STS_MAX_AGE),
+                          path + ("mta_sts",)) if sts is not None else None,
+        # An address is a mailto: URI (RFC 8460 §3); the schema lets only addresses and URLs through.
+        "tls_rpt": tuple(u if u.startswith(("https://", "http://")) else "mailto:" + u
+                         for u in ([rua] if isinstance(rua, str) else rua)),
+        "lang": tuple(raw["lang"]) if raw.get("lang") else DEFAULT_SITE_LANG,
+    }
 
 
 class EndpointUse(NamedTuple):
