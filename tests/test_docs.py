@@ -3,10 +3,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
 from smtpconf.cli import build_parser
 
@@ -97,3 +99,56 @@ def test_docs_file_format_md_describes_every_field_of_the_schema() -> None:
     assert {"relays", "oauth2", "refresh_token", "tls_level"} <= fields
     missing = sorted(name for name in fields if f"`{name}`" not in text and f"`{{{name}: " not in text)
     assert not missing, f"docs/file-format.md does not describe {missing}"
+
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
+
+
+def _file_examples() -> Iterator[tuple[str, str]]:
+    for doc in DOCS:
+        for number, (lang, body) in enumerate(FENCE.findall(doc.read_text(encoding="utf-8"))):
+            data = yaml.safe_load(body) if lang == "yaml" else None
+            if isinstance(data, dict) and {"relays", "accounts", "fleet", "domains"} & set(data):
+                yield f"{doc.relative_to(ROOT).as_posix()}#{number}", body
+
+
+@pytest.mark.parametrize(("where", "body"), list(_file_examples()), ids=lambda v: v if "#" in v else "")
+def test_every_smtpconf_example_in_the_docs_lints_without_errors(where: str, body: str, tmp_path: Path) -> None:
+    from smtpconf.lint import lint_path
+
+    shutil.copytree(ROOT / "examples" / "certs", tmp_path / "certs")  # ca_file: certs/lab-ca.pem
+    text = body if re.search(r"^version:", body, flags=re.MULTILINE) else "version: 1\n" + body
+    (tmp_path / "smtpconf.yaml").write_text(text, encoding="utf-8")
+    errors = [f"{f.line}: [{f.rule}] {f.message}" for f in lint_path(tmp_path / "smtpconf.yaml").findings
+              if f.level == "error"]
+    assert not errors, f"{where}: {errors}"
+
+
+def test_the_file_examples_cover_the_oauth2_page_and_the_readme() -> None:
+    where = {name.split("#")[0] for name, _ in _file_examples()}
+    assert {"README.md", "docs/oauth2.md", "docs/file-format.md"} <= where
+
+
+def _command_lines() -> Iterator[tuple[str, str]]:
+    for doc in DOCS:
+        for _, body in FENCE.findall(doc.read_text(encoding="utf-8")):
+            for line in body.splitlines():
+                if line.startswith("smtpconf "):  # `smtpconf a | smtpconf b` shows two commands
+                    for command in line.split(" #")[0].split(" | "):
+                        yield doc.relative_to(ROOT).as_posix(), command
+
+
+def test_every_option_in_a_documented_command_line_exists() -> None:
+    # A renamed flag must not live on in the docs: each `smtpconf CMD ... --flag` shown in a code
+    # block is checked against the parser (the longest matching command).
+    commands = dict(_commands(build_parser()))
+    checked = 0
+    for where, line in _command_lines():
+        words = line.split()
+        name = max((c for c in commands if words[:len(c.split())] == c.split()), key=len, default=None)
+        if name is None:
+            continue
+        for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
+            assert option in (*commands[name], "--help", "--version"), f"{where}: {name} has no {option}: {line}"
+            checked += 1
+    assert checked > 10
