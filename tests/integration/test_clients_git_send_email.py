@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.client_runs import MARKER, provider_yaml, render_cli
+from tests.support.client_runs import MARKER, PATCH_SUBJECT, git_env, make_patch, provider_yaml, render_cli
 from tests.support.gate import need_program, unavailable
 from tests.support.smtp_fixtures import *  # noqa: F403  (fixtures, USER, PASSWORD, PROVIDER_CERT_NAMES)
 from tests.support.smtp_fixtures import PASSWORD, PROVIDER_CERT_NAMES, USER
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 EMAIL = "xiaoming@lab.example.test"
 RECIPIENT = "maintainer@example.org"
-SUBJECT = "Add the smtpconf client test file"
+SUBJECT = PATCH_SUBJECT
 
 
 @pytest.fixture
@@ -39,30 +39,6 @@ def send_email(tmp_path: Path) -> list[str]:
         unavailable("git send-email needs Authen::SASL, IO::Socket::SSL and Mail::Address: "
                     "apt-get install libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl")
     return [git]
-
-
-def git_env(home: Path, **extra: str) -> dict[str, str]:
-    """Only the rendered snippet configures git: no system or user configuration. The committer (and
-    default author) is someone else, so the From of the sent patch can only come from the rendered snippet (git
-    send-email wants an identity even when sendemail.from is set)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    return env | {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                  "GIT_COMMITTER_NAME": "Committer", "GIT_COMMITTER_EMAIL": "committer@example.org",
-                  "GIT_AUTHOR_NAME": "Committer", "GIT_AUTHOR_EMAIL": "committer@example.org",
-                  "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "SSH_ASKPASS": "/bin/false", **extra}
-
-
-def make_patch(git: list[str], repo: Path, home: Path) -> Path:
-    """A repository with one commit, and that commit as a patch file."""
-    env = git_env(home)
-    run = [*git, "-C", str(repo), "-c", "user.name=Test Author", "-c", "user.email=author@example.org"]
-    subprocess.run([*git, "init", "-q", str(repo)], check=True, env=env)
-    (repo / "hello.txt").write_text(MARKER + "\n", encoding="utf-8")
-    subprocess.run([*run, "add", "hello.txt"], check=True, env=env)
-    subprocess.run([*run, "commit", "-q", "-m", SUBJECT], check=True, env=env)
-    done = subprocess.run([*run, "format-patch", "-1", "-o", str(repo.parent / "patches")], check=True,
-                          capture_output=True, text=True, env=env)
-    return Path(done.stdout.strip())
 
 
 def git_send_email(git: list[str], rendered: Path, patch: Path, home: Path, **env: str
