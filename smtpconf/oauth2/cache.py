@@ -7,19 +7,17 @@ a refresh token the file can only read (``{env:}``, ``{command:}``) — the toke
 rotated to, with the SHA-256 of the configured value it replaced (never the configured value).
 
 Reading an entry is the path every cached ``smtpconf oauth2 token`` takes: it imports json and
-hashlib and nothing else. Writes are atomic (a temporary file in the same directory, fsync,
+zlib (both loaded already at start-up) and nothing else. Writes are atomic (a temporary file in the same directory, fsync,
 ``os.replace``): a crash leaves the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, NamedTuple
 
 from smtpconf.oauth2 import OAuth2Error
 
@@ -37,12 +35,30 @@ def cache_dir() -> Path:
     return root / "smtpconf" / "oauth2"
 
 
-def digest(*parts: str) -> str:
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode("utf-8")).hexdigest()
+class Key(NamedTuple):
+    """Which cache entry: ``name`` is the file name (64 bits of zlib checksums: hashlib would cost
+    the cached path more than the rest of its work), ``text`` what it stands for, kept in the
+    entry and compared on reading, so two keys sharing a name only miss, never mix."""
+
+    name: str
+    text: str
 
 
-@dataclass(frozen=True)
-class Entry:
+def key(*parts: str) -> Key:
+    import zlib  # already loaded by the interpreter's zipimport on most start-ups
+
+    text = json.dumps(parts, ensure_ascii=False)
+    raw = text.encode("utf-8")
+    return Key(f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}", text)
+
+
+def sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Entry(NamedTuple):
     access_token: str | None
     obtained_at: float  # time.time()
     expires_at: float | None  # None: the provider gave no expires_in; never reused
@@ -57,21 +73,36 @@ class Entry:
 
     def rotated_for(self, configured: str) -> str | None:
         """The rotated refresh token, while the configured value is still the one it replaced."""
-        if self.rotated_refresh_token and self.configured_sha256 == hashlib.sha256(configured.encode()).hexdigest():
+        if self.rotated_refresh_token and self.configured_sha256 == sha256(configured):
             return self.rotated_refresh_token
         return None
 
 
-def read(key: str) -> Entry | None:
+def read(key: Key) -> Entry | None:
     """The entry for ``key``, or None when there is none or it cannot be trusted (not ours, not
     private, not a regular file, not what we write)."""
+    data = _read_json(key)
+    if data is None:
+        return None
     try:
-        fd = os.open(cache_dir() / f"{key}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        return Entry(
+            access_token=_str_or_none(data.get("access_token")),
+            obtained_at=float(data["obtained_at"]),
+            expires_at=None if data.get("expires_at") is None else float(data["expires_at"]),
+            rotated_refresh_token=_str_or_none(data.get("rotated_refresh_token")),
+            configured_sha256=_str_or_none(data.get("configured_sha256")),
+        )
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _read_json(key: Key) -> dict[str, Any] | None:
+    try:
+        fd = os.open(cache_dir() / f"{key.name}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not _private_regular(st):
+        if not _private_regular(os.fstat(fd)):
             return None
         raw = os.read(fd, _MAX_ENTRY + 1)
     except OSError:
@@ -80,24 +111,33 @@ def read(key: str) -> Entry | None:
         os.close(fd)
     try:
         data = json.loads(raw)
-        return Entry(
-            access_token=_str_or_none(data.get("access_token")),
-            obtained_at=float(data["obtained_at"]),
-            expires_at=None if data.get("expires_at") is None else float(data["expires_at"]),
-            rotated_refresh_token=_str_or_none(data.get("rotated_refresh_token")),
-            configured_sha256=_str_or_none(data.get("configured_sha256")),
-        )
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except ValueError:
         return None
+    return data if isinstance(data, dict) and data.get("key") == key.text else None
 
 
-def write(key: str, entry: Entry) -> None:
+def read_index(index: Key) -> Key | None:
+    """The access-token key an index entry points to (see ``smtpconf.oauth2.command``)."""
+    data = _read_json(index)
+    target = data.get("entry") if data is not None else None
+    if isinstance(target, list) and len(target) == 2 and all(isinstance(part, str) for part in target):
+        return Key(target[0], target[1])
+    return None
+
+
+def write_index(index: Key, target: Key) -> None:
+    # Not fsynced: a lost index entry only costs one full path.
+    write_private(private_dir(cache_dir()) / f"{index.name}.json",
+                  json.dumps({"key": index.text, "entry": list(target)}) + "\n", durable=False)
+
+
+def write(key: Key, entry: Entry) -> None:
     directory = private_dir(cache_dir())
-    data: dict[str, Any] = {"access_token": entry.access_token, "obtained_at": entry.obtained_at,
+    data: dict[str, Any] = {"key": key.text, "access_token": entry.access_token, "obtained_at": entry.obtained_at,
                             "expires_at": entry.expires_at}
     if entry.rotated_refresh_token:
         data.update(rotated_refresh_token=entry.rotated_refresh_token, configured_sha256=entry.configured_sha256)
-    write_private(directory / f"{key}.json", json.dumps(data) + "\n")
+    write_private(directory / f"{key.name}.json", json.dumps(data) + "\n")
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -130,7 +170,7 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str, *, durable: bool = True) -> None:
     """Write ``text`` to ``path`` atomically, mode 0600: a temporary file in the same directory,
     fsync, ``os.replace``, then fsync of the directory. On any failure ``path`` is unchanged and
     the temporary file is gone. Raises OSError."""
@@ -141,7 +181,8 @@ def write_private(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -149,6 +190,8 @@ def write_private(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+    if not durable:
+        return
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

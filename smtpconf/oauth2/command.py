@@ -1,10 +1,18 @@
 """``smtpconf oauth2 token`` and ``smtpconf oauth2 login`` (SPEC §7).
 
 ``token`` runs for every message msmtp sends, so it takes the shortest path that still refuses a
-broken file: YAML, schema and references for the whole file (the model is only sound on a
-document that passes them), then only the rules that concern the chosen login's credential
-(``inline-secret``, ``oauth2-incomplete``, ``oauth2-plaintext``), then the cache. A lint error
-elsewhere in the file (another relay's TLS settings) does not stop mail that does not use it.
+broken file. The full path: YAML, schema and references for the whole file (the model is only
+sound on a document that passes them), then only the rules that concern the chosen login's
+credential (``inline-secret``, ``oauth2-incomplete``, ``oauth2-plaintext``), then the cache. A
+lint error elsewhere in the file (another relay's TLS settings) does not stop mail that does not
+use it.
+
+The short path: once the full path has given a token, an index entry in the cache remembers
+which access-token entry this (file, ``--account``/``--relay``) led to, keyed by the file's
+identity and change stamps (device, inode, size, mtime and ctime in nanoseconds; ctime cannot be
+set back by the user) and smtpconf's version. While all of those are the same, the file is the
+one that passed, byte for byte, and the cached token is answered without reading YAML at all.
+Any change to the file — or a token that needs refreshing — takes the full path again.
 """
 
 from __future__ import annotations
@@ -12,11 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from smtpconf.errors import FatalError, UsageError
-from smtpconf.findings import Finding
-from smtpconf.model import Config, Login
+
+if TYPE_CHECKING:  # the short path of `token` must not import the model (and yaml)
+    from smtpconf.findings import Finding
+    from smtpconf.model import Config, Login
+    from smtpconf.oauth2.cache import Key
 
 EXIT_OK, EXIT_REFUSED = 0, 1
 
@@ -32,8 +43,17 @@ class Chosen(NamedTuple):
 
 
 def run_token(args: argparse.Namespace) -> int:
-    from smtpconf.oauth2 import InvalidGrant, access_token
+    from smtpconf.oauth2 import InvalidGrant, access_token, cache
 
+    index = _index(args)
+    pointed = cache.read_index(index) if index is not None else None
+    if pointed is not None:
+        import time
+
+        entry = cache.read(pointed)
+        if entry is not None and entry.fresh(time.time()) and entry.access_token:
+            sys.stdout.write(entry.access_token + "\n")
+            return EXIT_OK
     chosen = choose(args)
     try:
         token = access_token(chosen.login, chosen.config.doc.path.parent, timeout=args.timeout,
@@ -41,8 +61,34 @@ def run_token(args: argparse.Namespace) -> int:
     except InvalidGrant as exc:
         print(f"smtpconf: error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    if index is not None:
+        from smtpconf.oauth2.token import cache_key, require
+
+        target = cache_key(chosen.login, require(chosen.login))
+        if target != pointed:
+            try:
+                cache.write_index(index, target)
+            except (OSError, FatalError):
+                pass  # only the short path is lost; access_token already warned about the cache
     sys.stdout.write(token + "\n")
     return EXIT_OK
+
+
+def _index(args: argparse.Namespace) -> Key | None:
+    """The index key of this file as it is now, and this ``--account``/``--relay``."""
+    import os
+
+    from smtpconf import __version__
+    from smtpconf.oauth2 import cache
+
+    try:
+        path = os.path.realpath(args.file)
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    who = ("relay", args.relay) if args.relay is not None else ("account", args.account.lower())
+    return cache.key("index", __version__, path, str(st.st_dev), str(st.st_ino), str(st.st_size),
+                     str(st.st_mtime_ns), str(st.st_ctime_ns), *who)
 
 
 def run_login(args: argparse.Namespace) -> int:
@@ -77,6 +123,10 @@ def choose(args: argparse.Namespace) -> Chosen:
 
 
 def _shell(word: str) -> str:
+    import re
+
+    if re.fullmatch(r"[\w@%+=:,./-]+", word, re.ASCII):
+        return word
     import shlex
 
     return shlex.quote(word)

@@ -9,7 +9,6 @@ entry, and preferred while the configured value is the one it replaced.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -59,16 +58,16 @@ def require(login: Login) -> OAuth2:
     return oauth2
 
 
-def cache_key(login: Login, oauth2: OAuth2) -> str:
+def cache_key(login: Login, oauth2: OAuth2) -> cache.Key:
     assert oauth2.refresh_token is not None and oauth2.token_url and oauth2.client_id
     source = oauth2.refresh_token
-    return cache.digest(oauth2.token_url, oauth2.client_id, login.username or "", " ".join(oauth2.scopes),
-                        source.kind, source.ref)[:40]
+    return cache.key(oauth2.token_url, oauth2.client_id, login.username or "", " ".join(oauth2.scopes),
+                     source.kind, source.ref)
 
 
 def lock_name(source: SecretRef, base_dir: Path) -> str:
     ref = str(secret_path(source, base_dir)) if source.kind == "file" else source.ref
-    return "refresh-" + cache.digest(source.kind, ref)[:40]
+    return "refresh-" + cache.sha256(f"{source.kind}\0{ref}")[:40]
 
 
 def secret_path(source: SecretRef, base_dir: Path) -> Path:
@@ -99,7 +98,7 @@ def access_token(login: Login, base_dir: Path, *, timeout: float, login_command:
                         login_command or default_login_command(login))
 
 
-def _refresh(login: Login, oauth2: OAuth2, base_dir: Path, key: str, entry: cache.Entry | None,
+def _refresh(login: Login, oauth2: OAuth2, base_dir: Path, key: cache.Key, entry: cache.Entry | None,
              deadline: Any, login_command: str) -> str:
     from smtpconf.oauth2.http import ProviderError, endpoint_name, post_form
     from smtpconf.secrets import resolve
@@ -134,7 +133,7 @@ def _refresh(login: Login, oauth2: OAuth2, base_dir: Path, key: str, entry: cach
         else:
             keep = new_refresh
     record = cache.Entry(access, now, expires_at, rotated_refresh_token=keep,
-                         configured_sha256=hashlib.sha256(configured.encode()).hexdigest() if keep else None)
+                         configured_sha256=cache.sha256(configured) if keep else None)
     try:
         cache.write(key, record)
     except (OSError, OAuth2Error) as exc:
