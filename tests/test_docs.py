@@ -152,3 +152,11 @@ def test_every_option_in_a_documented_command_line_exists() -> None:
             assert option in (*commands[name], "--help", "--version"), f"{where}: {name} has no {option}: {line}"
             checked += 1
     assert checked > 10
+
+
+def test_docs_commands_md_lists_every_render_target() -> None:
+    from smtpconf.render import TARGETS
+
+    text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    missing = [name for name in TARGETS if f"\n| `{name}` |" not in text]
+    assert not missing, f"docs/commands.md's render table lacks {missing}"
