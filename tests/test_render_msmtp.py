@@ -6,9 +6,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from tests.support.cli_clients import (  # noqa: F401  (clients_out is a fixture)
-    ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME, assert_no_secret_values,
-    clients_out,
+from tests.support.cli_clients import (  # noqa: F401  (clients_out, oauth2_out are fixtures)
+    CLIENT_SECRET_CANARY, ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME,
+    REFRESH_CANARY, OAuth2Render, assert_no_secret_values, clients_out, oauth2_out, token_command,
 )
 from tests.support.render import render_ok, tree, write_config
 
@@ -115,3 +115,72 @@ def test_a_secret_file_in_home_is_read_from_the_clients_home(tmp_path: Path) -> 
     # msmtp strips the one pair of quotes around the argument: the shell gets cat "$HOME"/'.mail pw'
     assert "passwordeval \"cat \"$HOME\"/'.mail pw'\"" in rendered.content.decode()
     assert str(Path.home()) not in rendered.content.decode()
+
+
+# --- who logs in, and OAuth2 ---------------------------------------------------------------------
+
+def test_an_account_using_its_relays_login_logs_in_as_the_relay(tmp_path: Path) -> None:
+    # The account has no credential of its own: it logs in with the relay's user and password
+    # (it used to log in as itself, with no password at all).
+    config = write_config(tmp_path, """\
+        version: 1
+        relays:
+          lab: {host: smtp.lab.example.test, port: 2587, security: starttls, username: relayuser,
+                password: {env: LAB_PW}}
+        accounts:
+          - {email: a@lab.example.test, relay: lab}
+        """)
+    render_ok(config, tmp_path / "out", "msmtp")
+    rc, _ = msmtprc(tmp_path / "out", "a@lab.example.test")
+    assert (rc["auth"], rc["user"], rc["passwordeval"]) == ("on", "relayuser", "printenv LAB_PW")
+    assert rc["from"] == "a@lab.example.test" and rc["host"] == "smtp.lab.example.test"
+
+
+def test_oauth2_account_runs_the_token_command(oauth2_out: OAuth2Render) -> None:
+    rc, text = msmtprc(oauth2_out.out, "xiaohua@outlook.com")
+    assert (rc["auth"], rc["user"], rc["host"], rc["tls_starttls"]) == (
+        "xoauth2", "xiaohua@outlook.com", "smtp-mail.outlook.com", "on")
+    assert shlex.split(rc["passwordeval"]) == token_command(oauth2_out.config.resolve(), "xiaohua@outlook.com")
+    assert "smtpconf must be on PATH" in text and "xiaohua.refresh" in text
+
+
+def test_oauthbearer_and_a_relays_oauth2_login(oauth2_out: OAuth2Render) -> None:
+    gmail, _ = msmtprc(oauth2_out.out, "g@gmail.com")
+    assert gmail["auth"] == "oauthbearer"
+    # Through the relay: its user logs in; the token command names the account, whose login is
+    # the relay's.
+    ops, _ = msmtprc(oauth2_out.out, "ops@corp.example")
+    assert (ops["auth"], ops["user"], ops["from"]) == ("xoauth2", "app@corp.example", "ops@corp.example")
+    assert shlex.split(ops["passwordeval"]) == token_command(oauth2_out.config.resolve(), "ops@corp.example")
+
+
+def test_a_vault_refresh_token_gets_no_token_command(oauth2_out: OAuth2Render) -> None:
+    rc, text = msmtprc(oauth2_out.out, "v@corp.example")
+    assert rc["auth"] == "xoauth2" and "passwordeval" not in rc
+    assert "vault_v_refresh" in text
+
+
+def test_a_password_account_beside_oauth2_ones_is_unchanged(oauth2_out: OAuth2Render) -> None:
+    rc, _ = msmtprc(oauth2_out.out, "pw@corp.example")
+    assert (rc["auth"], rc["user"], rc["passwordeval"]) == ("on", "pw@corp.example", "printenv PW_CORP")
+
+
+def test_the_token_command_runs_from_a_path_with_shell_characters(oauth2_out: OAuth2Render, tmp_path: Path) -> None:
+    # msmtp hands passwordeval to the shell: a fake smtpconf on PATH shows the words it gets.
+    import os
+
+    fake = tmp_path / "smtpconf"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n', encoding="utf-8")
+    fake.chmod(0o755)
+    rc, _ = msmtprc(oauth2_out.out, "xiaohua@outlook.com")
+    done = subprocess.run(rc["passwordeval"], shell=True, capture_output=True, text=True, timeout=10,
+                          env=os.environ | {"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert done.stdout.splitlines() == token_command(oauth2_out.config.resolve(), "xiaohua@outlook.com")[1:]
+
+
+def test_no_refresh_token_or_client_secret_in_any_client_file(oauth2_out: OAuth2Render) -> None:
+    files = tree(oauth2_out.out)
+    assert files
+    for path, (content, _mode) in files.items():
+        for canary in (REFRESH_CANARY, CLIENT_SECRET_CANARY):
+            assert canary.encode() not in content, path

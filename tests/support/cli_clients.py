@@ -13,6 +13,7 @@ import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -80,6 +81,96 @@ domains:
 """
 
 
+# OAuth2 logins beside password ones, for every client target. The smtpconf file sits in a
+# directory whose name each format must quote: the token commands name its absolute path.
+REFRESH_CANARY = "refresh-canary-Rt7"
+CLIENT_SECRET_CANARY = "client-secret-canary-Cs2"
+ODD_DIRECTORY = "conf 'dir' $HOME `x` %s"
+OAUTH2_TARGETS = "thunderbird,autodiscover,mobileconfig,msmtp,neomutt,git-send-email"
+OAUTH2_EMAILS = ["ops@corp.example", "xiaohua@outlook.com", "g@gmail.com", "v@corp.example"]
+OAUTH2_YAML = """\
+version: 1
+relays:
+  lab:
+    host: smtp.lab.example.test
+    port: 2587
+    security: starttls
+    username: relayuser
+    password: {env: LAB_PW}
+  o365:
+    provider: office365
+    username: app@corp.example
+    auth: oauth2
+    oauth2:
+      client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753
+      tenant: corp.example
+      refresh_token: {file: o365.refresh}
+accounts:
+  - email: a@lab.example.test
+    relay: lab
+  - email: ops@corp.example
+    relay: o365
+  - email: xiaohua@outlook.com
+    name: 小华
+    provider: outlook
+    oauth2: {client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753, refresh_token: {file: xiaohua.refresh}}
+  - email: g@gmail.com
+    provider: gmail
+    oauth2:
+      client_id: g-client.apps.googleusercontent.com
+      client_secret: {env: G_CLIENT_SECRET}
+      refresh_token: {command: "pass show g"}
+      mechanism: oauthbearer
+    incoming: {provider: gmail, protocol: pop3}
+  - email: v@corp.example
+    provider: office365
+    oauth2: {client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753, refresh_token: {vault: vault_v_refresh}}
+    incoming: {provider: office365, protocol: pop3}
+  - email: pw@corp.example
+    provider: office365
+    password: {env: PW_CORP}
+"""
+
+
+class OAuth2Render(NamedTuple):
+    config: Path  # the smtpconf file, absolute
+    out: Path
+    notes: list[str]
+
+
+@pytest.fixture(scope="session")
+def oauth2_out(tmp_path_factory: pytest.TempPathFactory) -> OAuth2Render:
+    """OAUTH2_YAML rendered (the client targets), with the canary refresh token on disk and the
+    canary client secret in the environment."""
+    from smtpconf.lint import lint_path
+    from smtpconf.render import parse_only, render_to_directory
+
+    base = tmp_path_factory.mktemp("oauth2-clients") / ODD_DIRECTORY
+    base.mkdir()
+    for name in ("o365.refresh", "xiaohua.refresh"):
+        (base / name).write_text(REFRESH_CANARY + "\n", encoding="utf-8")
+    config = base / "smtpconf.yaml"
+    config.write_text(OAUTH2_YAML, encoding="utf-8")
+    result = lint_path(config)
+    assert result.config is not None and not [f for f in result.findings if f.level == "error"], result.findings
+    notes: list[str] = []
+    old = os.environ.get("G_CLIENT_SECRET")
+    os.environ["G_CLIENT_SECRET"] = CLIENT_SECRET_CANARY
+    try:
+        render_to_directory(result.config, parse_only(OAUTH2_TARGETS), base / "out", notes=notes)
+    finally:
+        if old is None:
+            del os.environ["G_CLIENT_SECRET"]
+        else:
+            os.environ["G_CLIENT_SECRET"] = old
+    return OAuth2Render(config, base / "out", notes)
+
+
+def token_command(config: Path, email: str) -> list[str]:
+    """The words of the command a client file runs for an OAuth2 login's access token."""
+    return ["smtpconf", "oauth2", "token", str(config), "--account", email]
+
+
 @pytest.fixture(scope="session")
 def clients_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The rendered output directory (targets msmtp, neomutt, git-send-email, dns), rendered with
@@ -112,6 +203,7 @@ def assert_no_secret_values(out: Path) -> None:
 
 
 __all__ = [
-    "CLIENTS_YAML", "ENV_CANARY", "ENV_CANARY_NAME", "FILE_CANARY", "IDN_DOMAIN", "IDN_IMAP", "IDN_SMTP",
-    "ODD_COMMAND", "ODD_USERNAME", "assert_no_secret_values", "clients_out",
+    "CLIENT_SECRET_CANARY", "CLIENTS_YAML", "ENV_CANARY", "ENV_CANARY_NAME", "FILE_CANARY", "IDN_DOMAIN", "IDN_IMAP",
+    "IDN_SMTP", "OAUTH2_EMAILS", "OAUTH2_TARGETS", "OAUTH2_YAML", "ODD_COMMAND", "ODD_DIRECTORY", "ODD_USERNAME",
+    "REFRESH_CANARY", "OAuth2Render", "assert_no_secret_values", "clients_out", "oauth2_out", "token_command",
 ]
