@@ -168,13 +168,14 @@ def test_provider_hints_know_presets_by_host_too() -> None:
     """A relay written as host smtp.gmail.com without ``provider`` still gets Gmail's note."""
     from smtpconf.model import EndpointUse, Login
     from smtpconf.probe.endpoints import _provider_note
-    from smtpconf.probe.sendtest import Target, _provider_hint
+    from smtpconf.probe.auth import provider_hint
+    from smtpconf.probe.sendtest import Target
 
     login = Login("password", "a@example.com", None, None, ("relays", "r"))
     gmail = Target("relay 'r'", _endpoint("smtp.gmail.com"), login, None, ("--relay", "r"))
-    assert "app password" in _provider_hint(gmail)
+    assert "app password" in provider_hint(gmail)
     other = Target("relay 'r'", _endpoint("smtp.example.test"), login, None, ("--relay", "r"))
-    assert "Check the username" in _provider_hint(other)
+    assert "Check the username" in provider_hint(other)
     o365 = EndpointUse("relay 'r'", _endpoint("smtp.office365.com"), login, True)
     assert "SMTP AUTH" in _provider_note(o365)
     assert _provider_note(EndpointUse("relay 'r'", _endpoint("smtp.example.test"), login, True)) == ""
@@ -219,7 +220,7 @@ def test_a_refusal_challenge_is_decoded_into_words(challenge: bytes, said: str) 
 
 
 def test_advice_for_refused_tokens_and_passwords() -> None:
-    from smtpconf.probe.sasl import password_refused_advice, refusal_advice
+    from smtpconf.probe.auth import password_refused_advice, refusal_advice
 
     ms = refusal_advice("XOAUTH2", 535, "5.7.3 Authentication unsuccessful", None,
                         "smtpconf oauth2 login f.yaml --relay o365", "https://outlook.office.com/SMTP.Send")

@@ -1,10 +1,10 @@
-"""The OAuth2 SASL mechanisms as a client speaks them, and what a refusal means.
+"""The OAuth2 SASL mechanisms as a client speaks them, and a refusal decoded into words.
 
 XOAUTH2 (Google's and Microsoft's): ``user=U^Aauth=Bearer T^A^A``. OAUTHBEARER (RFC 7628 §3.1):
 the GS2 header ``n,a=U,`` then ``^Ahost=H^Aport=P^Aauth=Bearer T^A^A``. Both go in the initial
 response of ``AUTH`` (RFC 4954 §4): one round trip, and no 334 unless the server refuses.
 
-A refusal comes in three shapes, each decoded here into words and what to do:
+A refusal comes in three shapes (:mod:`smtpconf.probe.auth` says what to do about each):
 
 - Google's XOAUTH2: ``334 <base64 JSON {"status","schemes","scope"}>``; the client must answer
   with an empty line, then gets ``535 5.7.8``.
@@ -26,6 +26,7 @@ import smtplib
 from typing import NamedTuple
 
 from smtpconf.findings import printable
+from smtpconf.probe.steps import text
 
 MAX_CHALLENGES = 2  # a refusal is one 334; a server that keeps challenging gets "*" (RFC 4954 §4)
 
@@ -65,7 +66,7 @@ def authenticate(client: smtplib.SMTP, mechanism: str, user: str, token: str, ho
         code, reply = client.docmd("" if mechanism == "XOAUTH2" else "AQ==")
     if code == 334:
         code, reply = client.docmd("*")  # cancel (RFC 4954 §4): 501 follows
-    return SaslResult(code, scrub(_text(reply), token), scrub(challenge, token) if challenge else None)
+    return SaslResult(code, scrub(text(reply), token), scrub(challenge, token) if challenge else None)
 
 
 def describe_challenge(reply: bytes) -> str:
@@ -74,7 +75,7 @@ def describe_challenge(reply: bytes) -> str:
     try:
         raw = base64.b64decode(reply.strip(), validate=True)
     except (binascii.Error, ValueError):
-        return f"an undecodable challenge '{printable(_text(reply))}'"
+        return f"an undecodable challenge '{printable(text(reply))}'"
     text = raw.decode("utf-8", "replace")
     try:
         fields = json.loads(text)
@@ -87,32 +88,5 @@ def describe_challenge(reply: bytes) -> str:
     return ", ".join(f"{printable(str(k), 40)} {printable(str(fields[k]), 120)}" for k in order[:8])
 
 
-def refusal_advice(mechanism: str, code: int, reply: str, challenge: str | None, login_command: str,
-                   grant: str) -> str:
-    """What to do about a refused token. ``grant`` names what the application must be allowed
-    (the preset's scopes)."""
-    invalid = challenge is not None and ("401" in challenge or "invalid_token" in challenge)
-    status = " (the token is invalid or expired)" if invalid else ""
-    if "5.7.3" in reply:
-        return (f"Microsoft refused the token{status}: is the application granted {grant}, and is SMTP AUTH "
-                f"enabled for the mailbox (Microsoft 365 admin center > user > Mail > Manage email apps)? "
-                f"If the grant changed, get a new refresh token: {login_command}")
-    return (f"the server refused the {mechanism} token{status}: is the application granted {grant}, and does "
-            f"the token belong to this username? Get a new refresh token: {login_command}")
-
-
-def password_refused_advice(code: int, reply: str) -> str | None:
-    """Advice for a refused password that only OAuth2 fixes, else None."""
-    if (code == 550 and "5.7.30" in reply) or "basic authentication is not supported" in reply.lower():
-        return ("Microsoft refuses passwords here: use auth: oauth2 (Basic authentication for SMTP AUTH is "
-                "switched off for this tenant or mailbox)")
-    return None
-
-
 def scrub(text: str, token: str) -> str:
     return text.replace(token, "[token]") if token else text
-
-
-def _text(reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return " ".join(text.split())

@@ -22,7 +22,6 @@ import shlex
 import smtplib
 import socket
 import ssl
-import sys
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -32,8 +31,9 @@ from urllib.parse import urlsplit
 from smtpconf.errors import UsageError
 from smtpconf.findings import printable
 from smtpconf.lint import gate, lint_path
-from smtpconf.model import Config, Endpoint, Login, SecretRef, preset_of
-from smtpconf.probe.sasl import password_refused_advice
+from smtpconf.model import Config, Endpoint, Login, SecretRef
+from smtpconf.probe.auth import oauth2_login, offered, password_login
+from smtpconf.probe.steps import StepFailed, fail, lost, step, text
 
 T = TypeVar("T")
 
@@ -52,19 +52,6 @@ class Target(NamedTuple):
     @property
     def password(self) -> SecretRef | None:
         return self.login.password
-
-
-class StepFailed(Exception):
-    pass
-
-
-def step(name: str, ok: bool, detail: str) -> None:
-    print(f"{'ok' if ok else 'FAIL':<4}  {name:<9}  {detail}", flush=True)
-
-
-def fail(name: str, detail: str) -> StepFailed:
-    step(name, False, detail)
-    return StepFailed(detail)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -237,9 +224,9 @@ def _connect(ep: Endpoint, address: str, timeout: float) -> smtplib.SMTP:
     if ep.security == "tls":
         step("connect", True, f"{address}:{ep.port}")
         step("TLS", True, f"implicit TLS: {_tls_detail(client)}")
-        step("greeting", True, f"{code} {_text(banner)}")
+        step("greeting", True, f"{code} {text(banner)}")
     else:
-        step("connect", True, f"{address}:{ep.port}: {code} {_text(banner)}")
+        step("connect", True, f"{address}:{ep.port}: {code} {text(banner)}")
     return client
 
 
@@ -261,19 +248,19 @@ def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: 
         step("TLS", True, f"STARTTLS: {_tls_detail(client)}")
         _ehlo(client)
     if secret is not None and target.login.auth == "oauth2":
-        _auth_oauth2(client, target, secret, args)
+        oauth2_login(client, target, secret, _login_command(target, args))
     elif secret is not None:
-        _auth(client, target, secret)
+        password_login(client, target, secret)
     message = _message(sender, args.to, target)
     for name, call in (("MAIL FROM", lambda: client.mail(sender)), ("RCPT TO", lambda: client.rcpt(args.to))):
         code, reply = _step(name, call)
         if code >= 400:
-            raise fail(name, f"{code} {_text(reply)}" + _why_refused(name, code, secret))
-        step(name, True, f"{code} {_text(reply)}")
+            raise fail(name, f"{code} {text(reply)}" + _why_refused(name, code, secret))
+        step(name, True, f"{code} {text(reply)}")
     code, reply = _step("DATA", lambda: client.data(message.as_bytes()))
     if code >= 400:
-        raise fail("DATA", f"{code} {_text(reply)}")
-    step("DATA", True, f"{code} {_text(reply)}: delivered to the server; check {args.to}'s inbox (and spam folder)")
+        raise fail("DATA", f"{code} {text(reply)}")
+    step("DATA", True, f"{code} {text(reply)}: delivered to the server; check {args.to}'s inbox (and spam folder)")
 
 
 def _step(name: str, call: Callable[[], T]) -> T:
@@ -282,91 +269,19 @@ def _step(name: str, call: Callable[[], T]) -> T:
     try:
         return call()
     except smtplib.SMTPResponseException as exc:
-        raise fail(name, f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+        raise fail(name, f"{exc.smtp_code} {text(exc.smtp_error)}") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise fail(name, _lost(exc)) from None
-
-
-def _lost(exc: BaseException) -> str:
-    # smtplib reports a read timeout as SMTPServerDisconnected("... timed out").
-    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
-        return "the server stopped answering (timed out)"
-    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError)):
-        return f"the server closed the connection ({exc or 'no reply'})"
-    return str(exc) or type(exc).__name__
+        raise fail(name, lost(exc)) from None
 
 
 def _ehlo(client: smtplib.SMTP) -> None:
     code, reply = _step("EHLO", client.ehlo)
     if code != 250:
-        raise fail("EHLO", f"{code} {_text(reply)}")
+        raise fail("EHLO", f"{code} {text(reply)}")
     # With the AUTH mechanisms: whether the login's is among them is the next step's question.
-    offered = [name.upper() + (f" {' '.join(_offered(client))}" if name == "auth" else "")
-               for name in sorted(client.esmtp_features)]
-    step("EHLO", True, "offers " + (printable(", ".join(offered), 300) or "nothing"))
-
-
-def _auth(client: smtplib.SMTP, target: Target, password: str) -> None:
-    user = target.username or ""
-    if not client.has_extn("auth"):
-        raise fail("AUTH", "the server does not offer AUTH here" + _provider_hint(target))
-    try:
-        code, reply = client.login(user, password)
-    except smtplib.SMTPAuthenticationError as exc:
-        said = _text(exc.smtp_error)
-        advice = password_refused_advice(exc.smtp_code, said)
-        raise fail("AUTH", f"{exc.smtp_code} {said}: the server refused user '{user}' with the "
-                           f"password from {target.password.describe() if target.password else '?'}."
-                           + (f" {advice}" if advice else _provider_hint(target))) from None
-    except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        raise fail("AUTH", _lost(exc)) from None
-    except smtplib.SMTPException as exc:
-        offered = _offered(client)
-        if offered and not {"PLAIN", "LOGIN"} & set(offered):
-            raise fail("AUTH", f"the server offers AUTH {' '.join(offered)}, no password mechanism (PLAIN, "
-                               "LOGIN)" + (": use auth: oauth2" if {"XOAUTH2", "OAUTHBEARER"} & set(offered)
-                                           else "") + f".{_provider_hint(target)}") from None
-        raise fail("AUTH", f"{exc}{_provider_hint(target)}") from None
-    step("AUTH", True, f"{code} {_text(reply)} as {user}")
-
-
-def _offered(client: smtplib.SMTP) -> list[str]:
-    return client.esmtp_features.get("auth", "").upper().split()
-
-
-def _auth_oauth2(client: smtplib.SMTP, target: Target, token: str, args: argparse.Namespace) -> None:
-    from smtpconf.probe.sasl import authenticate, refusal_advice, scrub
-
-    oauth2, ep = target.login.oauth2, target.endpoint
-    assert oauth2 is not None
-    mechanism, user = oauth2.sasl_name, target.username or ""
-    if not client.has_extn("auth"):
-        raise fail("AUTH", "the server does not offer AUTH here" + _provider_hint(target))
-    offered = _offered(client)
-    if mechanism not in offered:
-        takes = " (it takes passwords: auth: password)" if {"PLAIN", "LOGIN"} & set(offered) else ""
-        raise fail("AUTH", f"the server offers AUTH {' '.join(offered) or 'nothing'}, not {mechanism}{takes}: "
-                           f"check host and port, or the oauth2 mechanism")
-    try:
-        result = authenticate(client, mechanism, user, token, ep.host_ascii, ep.port)
-    except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        raise fail("AUTH", scrub(_lost(exc), token)) from None
-    except smtplib.SMTPException as exc:
-        raise fail("AUTH", scrub(str(exc), token)) from None
-    if result.code != 235:
-        said = f"; its error: {result.challenge}" if result.challenge else ""
-        grant = ", ".join(s for s in oauth2.scopes if s != "offline_access") or "the mail scope"
-        advice = refusal_advice(mechanism, result.code, result.reply, result.challenge,
-                                _login_command(target, args), grant)
-        raise fail("AUTH", f"{result.code} {result.reply}{said}: {advice}")
-    step("AUTH", True, f"{result.code} {result.reply} as {user} ({mechanism})")
-
-
-def _provider_hint(target: Target) -> str:
-    preset = preset_of(target.endpoint)
-    if preset is None:
-        return " Check the username and password (and that this is the submission port)."
-    return f" {preset.title}: {preset.note} ({preset.docs})"
+    features = [name.upper() + (f" {' '.join(offered(client))}" if name == "auth" else "")
+                for name in sorted(client.esmtp_features)]
+    step("EHLO", True, "offers " + (printable(", ".join(features), 300) or "nothing"))
 
 
 def _why_refused(name: str, code: int, secret: str | None) -> str:
@@ -394,8 +309,3 @@ def _tls_detail(client: smtplib.SMTP) -> str:
     if isinstance(sock, ssl.SSLSocket):
         return f"{sock.version()}, certificate verified for {client._host}"  # type: ignore[attr-defined]
     return "established"
-
-
-def _text(reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    return " ".join(text.split())
