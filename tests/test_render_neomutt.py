@@ -7,9 +7,9 @@ import shlex
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tests.support.cli_clients import (  # noqa: F401  (clients_out is a fixture)
-    ENV_CANARY_NAME, IDN_DOMAIN, IDN_IMAP, IDN_SMTP, ODD_COMMAND, ODD_USERNAME, assert_no_secret_values,
-    clients_out,
+from tests.support.cli_clients import (  # noqa: F401  (clients_out, oauth2_out are fixtures)
+    ENV_CANARY_NAME, IDN_DOMAIN, IDN_IMAP, IDN_SMTP, ODD_COMMAND, ODD_USERNAME, OAuth2Render,
+    assert_no_secret_values, clients_out, oauth2_out, token_command,
 )
 from tests.support.render import tree
 
@@ -159,3 +159,49 @@ def test_implicit_tls_on_either_side_needs_nothing_left_out(tmp_path: Path) -> N
     rc, _, notes, _ = _render_one(tmp_path, smtp_port=465, smtp_security="tls", in_port=143, in_security="none")
     assert rc["folder"] == "imap://pat%40corp.example@mail.corp.example:143/" and rc["ssl_force_tls"] == "no"
     assert rc["smtp_url"].startswith("smtps://") and notes == []
+
+
+# --- OAuth2 ----------------------------------------------------------------------------------
+
+PASSWORD_SETTINGS = {"smtp_pass", "imap_pass", "pop_pass"}
+
+
+def test_oauth2_sending_and_imap_run_the_token_command(oauth2_out: OAuth2Render) -> None:
+    rc, text = muttrc(oauth2_out.out, "xiaohua@outlook.com")
+    command = token_command(oauth2_out.config.resolve(), "xiaohua@outlook.com")
+    # Microsoft: XOAUTH2 (neomutt refuses OAUTHBEARER tokens over 512 bytes).
+    assert rc["smtp_authenticators"] == rc["imap_authenticators"] == "xoauth2"
+    assert shlex.split(rc["smtp_oauth_refresh_command"]) == command
+    assert shlex.split(rc["imap_oauth_refresh_command"]) == command
+    assert rc["smtp_url"] == "smtp://xiaohua%40outlook.com@smtp-mail.outlook.com:587/"
+    assert rc["folder"].startswith("imaps://xiaohua%40outlook.com@outlook.office365.com:993/")
+    assert not PASSWORD_SETTINGS & set(rc) and '"`' not in text  # no backtick command, no password
+
+
+def test_oauthbearer_pop_and_a_relays_login(oauth2_out: OAuth2Render) -> None:
+    gmail, _ = muttrc(oauth2_out.out, "g@gmail.com")
+    assert gmail["smtp_authenticators"] == gmail["pop_authenticators"] == "oauthbearer"
+    assert shlex.split(gmail["pop_oauth_refresh_command"]) == token_command(oauth2_out.config.resolve(), "g@gmail.com")
+    ops, _ = muttrc(oauth2_out.out, "ops@corp.example")
+    assert ops["smtp_url"] == "smtp://app%40corp.example@smtp.office365.com:587/"  # the relay's user logs in
+    assert shlex.split(ops["smtp_oauth_refresh_command"]) == token_command(oauth2_out.config.resolve(),
+                                                                           "ops@corp.example")
+
+
+def test_xoauth2_pop_is_left_out_because_neomutt_pop_has_only_oauthbearer(oauth2_out: OAuth2Render) -> None:
+    rc, text = muttrc(oauth2_out.out, "v@corp.example")
+    assert rc["smtp_authenticators"] == "xoauth2" and "smtp_oauth_refresh_command" not in rc  # vault
+    assert not {"pop_host", "pop_user", "pop_authenticators"} & set(rc)
+    assert "outlook.office365.com:995 (pop3) is left out" in text and "vault_v_refresh" in text
+    [note] = [n for n in oauth2_out.notes if n.startswith("neomutt")]
+    assert "v@corp.example" in note and "OAUTHBEARER" in note
+
+
+def test_neomutt_reads_the_refresh_command_literally(oauth2_out: OAuth2Render, tmp_path: Path) -> None:
+    # The path holds a quote, $HOME, a backtick and %s: neomutt must keep each as written.
+    path = oauth2_out.out / "neomutt" / "g@gmail.com.muttrc"
+    shown = _neomutt_query(path, tmp_path, "pop_oauth_refresh_command")
+    assert shown.startswith('"') and shown.endswith('"')
+    value = shown[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    assert shlex.split(value) == token_command(oauth2_out.config.resolve(), "g@gmail.com")
+    assert _neomutt_query(path, tmp_path, "pop_authenticators") == '"oauthbearer"'

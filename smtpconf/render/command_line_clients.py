@@ -56,8 +56,9 @@ def token_source(config: Config, account: Account, client: str, when: str) -> Pa
     assert login.auth == "oauth2" and login.oauth2 is not None
     refresh = login.oauth2.refresh_token
     if refresh is not None and refresh.kind == "vault":
-        return PasswordSource(None, f"no access token here: the OAuth2 refresh token is the Ansible variable "
-                                    f"{refresh.ref}, resolved only at deploy time; {client} will ask for a token")
+        return PasswordSource(None, f"no token command: the OAuth2 refresh token is the Ansible variable "
+                                    f"{refresh.ref}, resolved only at deploy time; for {client}, give "
+                                    f"oauth2.refresh_token a file, env or command this machine can read")
     via = f" with the refresh token from {refresh.describe()}" if refresh is not None and not refresh.inline else ""
     return PasswordSource(token_command(config, account),
                           f"OAuth2 ({login.oauth2.sasl_name}): the access token comes from `smtpconf oauth2 token`"
