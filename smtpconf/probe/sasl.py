@@ -76,17 +76,17 @@ def describe_challenge(reply: bytes) -> str:
         raw = base64.b64decode(reply.strip(), validate=True)
     except (binascii.Error, ValueError):
         return f"an undecodable challenge '{printable(text(reply))}'"
-    text = raw.decode("utf-8", "replace")
+    decoded = raw.decode("utf-8", "replace")
     try:
-        fields = json.loads(text)
+        fields = json.loads(decoded)
     except ValueError:
-        return f"'{printable(text, 200)}'"
+        return f"'{printable(decoded, 200)}'"
     if not isinstance(fields, dict):
-        return f"'{printable(text, 200)}'"
+        return f"'{printable(decoded, 200)}'"
     known = ("status", "schemes", "scope", "openid-configuration")
     order = [k for k in known if k in fields] + sorted(k for k in fields if k not in known)
     return ", ".join(f"{printable(str(k), 40)} {printable(str(fields[k]), 120)}" for k in order[:8])
 
 
-def scrub(text: str, token: str) -> str:
-    return text.replace(token, "[token]") if token else text
+def scrub(said: str, token: str) -> str:
+    return said.replace(token, "[token]") if token else said
