@@ -4,12 +4,13 @@ helper asked for a password the way git send-email asks (protocol smtp, host:por
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
-from tests.support.cli_clients import (  # noqa: F401  (clients_out is a fixture)
-    ENV_CANARY, ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_USERNAME, assert_no_secret_values,
-    clients_out,
+from tests.support.cli_clients import (  # noqa: F401  (clients_out, oauth2_out are fixtures)
+    ENV_CANARY, ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_USERNAME, OAuth2Render,
+    assert_no_secret_values, clients_out, oauth2_out, token_command,
 )
 from tests.support.render import tree
 
@@ -94,3 +95,43 @@ def test_files_are_private_and_hold_no_secret_value(clients_out: Path) -> None:
     files = tree(clients_out / "git-send-email")
     assert len(files) == 6 and {mode for _, mode in files.values()} == {0o600}
     assert_no_secret_values(clients_out / "git-send-email")
+
+
+# --- OAuth2: msmtp sends ---------------------------------------------------------------------
+
+def msmtp_words(cfg: dict[str, str]) -> dict[str, str]:
+    """``sendemail.sendmailcmd`` as the shell splits it: msmtp's ``--name=value`` options."""
+    words = shlex.split(cfg["sendemail.sendmailcmd"])
+    assert words[0] == "msmtp" and all(w.startswith("--") and "=" in w for w in words[1:]), words
+    return dict(word[2:].split("=", 1) for word in words[1:])
+
+
+def test_oauth2_account_sends_through_msmtp_with_the_token_command(oauth2_out: OAuth2Render, tmp_path: Path) -> None:
+    cfg = gitconfig(oauth2_out.out, "xiaohua@outlook.com", tmp_path)
+    # git send-email's own SMTP settings would take the Net::SMTP path, which has no XOAUTH2 here.
+    assert {k for k in cfg if k.startswith("sendemail.")} == {"sendemail.sendmailcmd", "sendemail.from"}
+    assert not any(k.startswith("credential.") for k in cfg)
+    options = msmtp_words(cfg)
+    assert shlex.split(options.pop("passwordeval")) == token_command(oauth2_out.config.resolve(),
+                                                                     "xiaohua@outlook.com")
+    assert options == {"host": "smtp-mail.outlook.com", "port": "587", "tls": "on", "tls-starttls": "on",
+                       "tls-trust-file": "system", "auth": "xoauth2", "user": "xiaohua@outlook.com",
+                       "from": "xiaohua@outlook.com"}
+    assert cfg["sendemail.from"] == "小华 <xiaohua@outlook.com>"
+
+
+def test_oauth2_through_a_relay_and_oauthbearer(oauth2_out: OAuth2Render, tmp_path: Path) -> None:
+    ops = msmtp_words(gitconfig(oauth2_out.out, "ops@corp.example", tmp_path))
+    assert (ops["user"], ops["from"], ops["auth"]) == ("app@corp.example", "ops@corp.example", "xoauth2")
+    assert shlex.split(ops["passwordeval"])[-1] == "ops@corp.example"
+    assert msmtp_words(gitconfig(oauth2_out.out, "g@gmail.com", tmp_path))["auth"] == "oauthbearer"
+    vault = msmtp_words(gitconfig(oauth2_out.out, "v@corp.example", tmp_path))
+    assert "passwordeval" not in vault and vault["auth"] == "xoauth2"
+
+
+def test_a_password_account_beside_oauth2_ones_keeps_the_credential_helper(oauth2_out: OAuth2Render,
+                                                                          tmp_path: Path) -> None:
+    cfg = gitconfig(oauth2_out.out, "pw@corp.example", tmp_path)
+    assert "sendemail.sendmailcmd" not in cfg and cfg["sendemail.smtpserver"] == "smtp.office365.com"
+    assert credential_fill(oauth2_out.out, "pw@corp.example", tmp_path, "smtp.office365.com:587",
+                           "pw@corp.example", PW_CORP="pw-Zz1").get("password") == "pw-Zz1"
