@@ -118,3 +118,17 @@ def test_a_directory_is_linted_without_its_hidden_directories(tmp_path: Path) ->
     (tmp_path / "mail" / "smtpconf.yaml").write_text("version: 1\n")
     done = run("lint", str(tmp_path))
     assert done.returncode == 0, done.stdout
+
+
+def test_the_bundled_example_lints_strictly_clean_and_shows_oauth2_logins() -> None:
+    done = run("lint", "--strict", "examples")
+    assert done.returncode == 0, done.stdout
+    from smtpconf.lint import lint_path
+
+    config = lint_path(ROOT / "examples" / "smtpconf.yaml").config
+    assert config is not None
+    relay_kinds = {r.login.oauth2.refresh_token.kind for r in config.relays.values()
+                   if r.login.oauth2 is not None and r.login.oauth2.refresh_token is not None}
+    account_kinds = {a.login.oauth2.refresh_token.kind for a in config.accounts
+                     if a.login.path == a.path and a.login.oauth2 is not None and a.login.oauth2.refresh_token is not None}
+    assert "vault" in relay_kinds and "file" in account_kinds
