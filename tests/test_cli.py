@@ -127,8 +127,7 @@ def test_the_bundled_example_lints_strictly_clean_and_shows_oauth2_logins() -> N
 
     config = lint_path(ROOT / "examples" / "smtpconf.yaml").config
     assert config is not None
-    relay_kinds = {r.login.oauth2.refresh_token.kind for r in config.relays.values()
-                   if r.login.oauth2 is not None and r.login.oauth2.refresh_token is not None}
-    account_kinds = {a.login.oauth2.refresh_token.kind for a in config.accounts
-                     if a.login.path == a.path and a.login.oauth2 is not None and a.login.oauth2.refresh_token is not None}
+    relay_kinds = {r.login.secret.kind for r in config.relays.values() if r.login.auth == "oauth2" and r.login.secret}
+    account_kinds = {a.login.secret.kind for a in config.accounts
+                     if a.login.auth == "oauth2" and a.login.path == a.path and a.login.secret}
     assert "vault" in relay_kinds and "file" in account_kinds
