@@ -9,6 +9,7 @@ from typing import Any, Dict, Tuple
 
 import pytest
 
+from tests.support.cli_clients import OAuth2Render, oauth2_out  # noqa: F401  (oauth2_out is a fixture)
 from tests.support.render import (
     ACCOUNTS_YAML, ALERTS_NAME, FILE_SECRET, IDN_DOMAIN, IDN_SMTP, MUENCHEN, SECRET_VALUES, render_ok, tree,
     write_config,
@@ -216,3 +217,99 @@ def test_plaintext_relay_without_password(tmp_path: Path) -> None:
     assert (smtp["port"], smtp["socketType"], smtp["authentication"]) == ("2525", "plain", "none")
     # The mailbox is still logged in to, over STARTTLS on 143.
     assert (imap["port"], imap["socketType"], imap["authentication"]) == ("143", "STARTTLS", "password-cleartext")
+
+
+# --- OAuth2, and agreement with the ISPDB's Google and Microsoft entries ------------------------
+
+OAUTH2_CLIENT = "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
+
+
+def oauth2_element(root: ET.Element) -> ET.Element | None:
+    return root.find("oAuth2")
+
+
+@pytest.mark.parametrize(("provider", "email", "ispdb", "port"), [
+    ("gmail", "someone@gmail.com", "gmail.com", "587"),
+    ("office365", "someone@corp.example", "office365.com", "587"),
+])
+def test_oauth2_settings_have_the_ispdb_shape(tmp_path: Path, provider: str, email: str, ispdb: str,
+                                             port: str) -> None:
+    config = write_config(tmp_path, f"""\
+        version: 1
+        accounts:
+          - email: {email}
+            provider: {provider}
+            oauth2: {{client_id: {OAUTH2_CLIENT}, refresh_token: {{file: secret.txt}}}}
+        """)
+    render_ok(config, tmp_path / "out", "thunderbird")
+    published = ET.parse(ISPDB / f"{ispdb}.xml").getroot()
+    published_oauth2 = oauth2_element(published)
+    assert published_oauth2 is not None
+    domain = email.split("@")[1]
+    for root in (account_file(tmp_path / "out", email), domain_file(tmp_path / "out", domain)):
+        # Where the element sits and what it holds: after <emailProvider>, as the ISPDB has it.
+        tags = [child.tag for child in root]
+        assert tags == ["emailProvider", "oAuth2"]
+        assert [c.tag for c in published].index("oAuth2") == [c.tag for c in published].index("emailProvider") + 1
+        ours = oauth2_element(root)
+        assert ours is not None
+        assert [c.tag for c in ours] == [c.tag for c in published_oauth2] == ["issuer", "scope", "authURL",
+                                                                              "tokenURL"]
+        assert ours.findtext("issuer") == published_oauth2.findtext("issuer")
+        # The scopes name the same permissions (Microsoft's entry spells the resource
+        # outlook.office365.com, its documentation outlook.office.com).
+        def names(element: ET.Element) -> set[str]:
+            return {scope.rsplit("/", 1)[-1] or scope for scope in (element.findtext("scope") or "").split()}
+        assert names(ours) <= names(published_oauth2) and names(ours)
+        assert (ours.findtext("tokenURL") or "").startswith("https://")
+        (smtp,) = servers(root, "outgoingServer")
+        (imap,) = servers(root, "incomingServer")
+        assert smtp["port"] == port and smtp["authentication"] == imap["authentication"] == "OAuth2"
+        assert_published(smtp, ispdb_servers(ispdb, "outgoingServer"))
+        assert_published(imap, ispdb_servers(ispdb, "incomingServer"))
+        for server in root.iter("outgoingServer"):
+            assert [c.tag for c in server] == SERVER_CHILDREN
+
+
+def test_oauth2_account_file_carries_its_own_identity_provider(oauth2_out: OAuth2Render) -> None:
+    root = account_file(oauth2_out.out, "xiaohua@outlook.com")
+    element = oauth2_element(root)
+    assert element is not None
+    assert element.findtext("issuer") == "login.microsoftonline.com"
+    assert element.findtext("tokenURL") == "https://login.microsoftonline.com/consumers/oauth2/v2.0/token"
+    assert (element.findtext("scope") or "").split() == [
+        "https://outlook.office.com/SMTP.Send", "offline_access", "https://outlook.office.com/IMAP.AccessAsUser.All"]
+    password = account_file(oauth2_out.out, "pw@corp.example")
+    assert oauth2_element(password) is None
+    assert {s["authentication"] for s in servers(password, "outgoingServer")} == {"password-cleartext"}
+
+
+def test_a_domain_with_oauth2_and_password_accounts_offers_both(oauth2_out: OAuth2Render) -> None:
+    path = oauth2_out.out / "thunderbird" / "domains" / "corp.example" / "mail" / "config-v1.1.xml"
+    text = path.read_text(encoding="utf-8")
+    root = ET.fromstring(text)
+    (smtp,) = [s for s in root.iter("outgoingServer")]
+    # OAuth2 first, as the ISPDB's Google entry lists its two methods.
+    assert [a.text for a in smtp.findall("authentication")] == ["OAuth2", "password-cleartext"]
+    element = oauth2_element(root)
+    assert element is not None and element.findtext("issuer") == "login.microsoftonline.com"
+    # The relay's tenant (corp.example) comes first; v@corp.example's default tenant differs.
+    assert "/corp.example/" in (element.findtext("authURL") or "")
+    assert "another identity provider" in text
+
+
+def test_an_identity_provider_without_a_preset_gets_no_oauth2_element(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"""\
+        version: 1
+        accounts:
+          - email: pat@corp.example
+            host: smtp.corp.example
+            port: 587
+            oauth2: {{client_id: {OAUTH2_CLIENT}, refresh_token: {{file: secret.txt}},
+                      token_url: "https://idp.corp.example/token"}}
+        """)
+    render_ok(config, tmp_path / "out", "thunderbird")
+    text = (tmp_path / "out" / "thunderbird" / "pat@corp.example.xml").read_text(encoding="utf-8")
+    root = ET.fromstring(text)
+    assert oauth2_element(root) is None and "no smtpconf preset" in text
+    assert servers(root, "outgoingServer")[0]["authentication"] == "OAuth2"
