@@ -41,18 +41,20 @@ class Setup:
         (tmp_path / "o365.refresh").chmod(0o600)
         self.env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
 
-    def file(self, port: int, mechanism: str) -> Path:
+    def file(self, port: int, mechanism: str, security: str = "starttls") -> Path:
         path = self.tmp_path / "smtpconf.yaml"
         path.write_text(
             "version: 1\nrelays:\n  o365:\n"
-            f"    host: {PROVIDER_HOSTNAME}\n    port: {port}\n    security: starttls\n"
+            f"    host: {PROVIDER_HOSTNAME}\n    port: {port}\n    security: {security}\n"
             f"    ca_file: {self.ca.ca_pem_path}\n    username: {OAUTH_USER}\n    auth: oauth2\n"
             f"    oauth2:\n      client_id: {CLIENT_ID}\n      refresh_token: {{file: o365.refresh}}\n"
-            f"      token_url: {self.idp.token_url}\n      mechanism: {mechanism}\n")
+            f"      token_url: {self.idp.token_url}\n      mechanism: {mechanism}\n"
+            # An account without a credential of its own logs in as its relay.
+            f"accounts:\n  - email: {OAUTH_USER}\n    relay: o365\n")
         return path
 
-    def send(self, config: Path) -> subprocess.CompletedProcess[str]:
-        return smtpconf("send-test", str(config), "--relay", "o365", "--to", "ops@example.test",
+    def send(self, config: Path, *who: str) -> subprocess.CompletedProcess[str]:
+        return smtpconf("send-test", str(config), *(who or ("--relay", "o365")), "--to", "ops@example.test",
                         "--nameserver", f"127.0.0.1:{self.nsd.port}", "--timeout", "10", env=self.env)
 
     def access_token(self, config: Path) -> str:
@@ -81,32 +83,37 @@ def _failed(done: subprocess.CompletedProcess[str]) -> str:
     return fails[0]
 
 
-@pytest.mark.parametrize("fixture, mechanism", [("xoauth2_provider", "xoauth2"),
-                                                ("oauthbearer_provider", "oauthbearer")])
-def test_delivers_with_the_files_mechanism(fixture: str, mechanism: str, setup: Setup,
+@pytest.mark.parametrize("fixture, mechanism, security", [("xoauth2_provider", "xoauth2", "starttls"),
+                                                          ("xoauth2_tls_provider", "xoauth2", "tls"),
+                                                          ("oauthbearer_provider", "oauthbearer", "starttls")])
+def test_delivers_with_the_files_mechanism(fixture: str, mechanism: str, security: str, setup: Setup,
                                            request: pytest.FixtureRequest) -> None:
     provider: Provider = request.getfixturevalue(fixture)
-    config = setup.file(provider.port, mechanism)
+    config = setup.file(provider.port, mechanism, security)
     done = setup.send(config)
     assert done.returncode == 0, done.stdout + done.stderr
-    (message,) = provider.wait_for_messages(1)
-    assert message.tls and message.auth_user == OAUTH_USER and message.rcpt_tos == ["ops@example.test"]
-    assert list(provider.auth_attempts) == [(OAUTH_USER, True)]
+    again = setup.send(config, "--account", OAUTH_USER)  # the account logs in as its relay
+    assert again.returncode == 0, again.stdout + again.stderr
+    messages = provider.wait_for_messages(2)
+    assert [(m.tls, m.auth_user, m.rcpt_tos) for m in messages] == [(True, OAUTH_USER, ["ops@example.test"])] * 2
+    assert list(provider.auth_attempts) == [(OAUTH_USER, True)] * 2
     steps = [line.split()[1] for line in done.stdout.splitlines()[1:]]
     assert steps[:2] == ["token", "resolve"] and "AUTH" in steps and steps[-1] == "DATA", done.stdout
     assert f"({mechanism.upper()})" in done.stdout and "o365.refresh" in done.stdout
-    setup.assert_no_secret(done, setup.access_token(config))
+    for run in (done, again):
+        setup.assert_no_secret(run, setup.access_token(config))
 
 
+@pytest.mark.parametrize("who", [("--relay", "o365"), ("--account", OAUTH_USER)])
 def test_a_revoked_refresh_token_fails_at_the_token_step_with_the_login_command(
-        setup: Setup, xoauth2_provider: Provider) -> None:
+        who: tuple[str, str], setup: Setup, xoauth2_provider: Provider) -> None:
     setup.idp.revoke(setup.refresh)
     config = setup.file(xoauth2_provider.port, "xoauth2")
-    done = setup.send(config)
+    done = setup.send(config, *who)
     assert done.returncode == 1, done.stdout + done.stderr
     failed = _failed(done)
     assert failed.split()[1] == "token" and "invalid_grant" in failed, failed
-    assert f"{LOGIN} {config} --relay o365" in failed, failed
+    assert f"{LOGIN} {config} {' '.join(who)}" in failed, failed
     assert list(xoauth2_provider.auth_attempts) == []  # nothing went to the SMTP server
     setup.assert_no_secret(done)
 
