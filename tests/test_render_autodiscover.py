@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli_clients import OAUTH2_EMAILS, OAuth2Render, oauth2_out  # noqa: F401  (fixture)
 from tests.support.render import (
     ACCOUNTS_YAML, ALERTS_NAME, FILE_SECRET, IDN_DOMAIN, IDN_SMTP, MUENCHEN, SECRET_VALUES, render_ok, tree,
     write_config,
@@ -108,3 +109,13 @@ def test_plaintext_relay_without_password(tmp_path: Path) -> None:
     render_ok(config, tmp_path / "out", "autodiscover")
     (smtp,) = protocols(response(tmp_path / "out", "printer@lab.example"))
     assert (smtp["Port"], smtp["SSL"], smtp["Encryption"], smtp["AuthRequired"]) == ("2525", "off", "None", "off")
+
+
+def test_oauth2_accounts_get_no_autodiscover_and_a_note_says_what_to_do(oauth2_out: OAuth2Render) -> None:
+    # The format has no OAuth2: a file would have the client ask for a password the provider
+    # refuses. The password accounts of the same file keep theirs.
+    written = {p.name for p in (oauth2_out.out / "autodiscover").iterdir()}
+    assert not {f"{email}.xml" for email in OAUTH2_EMAILS} & written
+    assert "pw@corp.example.xml" in written
+    [note] = [n for n in oauth2_out.notes if n.startswith("no autodiscover file") and "OAuth2" in n]
+    assert all(email in note for email in OAUTH2_EMAILS) and ("sign-in" in note or "sign in" in note)

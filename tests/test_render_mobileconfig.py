@@ -14,6 +14,7 @@ from smtpconf.errors import RenderError
 from smtpconf.lint import lint_path
 from smtpconf.render import render
 from smtpconf.render.escape import xml
+from tests.support.cli_clients import OAUTH2_EMAILS, OAuth2Render, oauth2_out  # noqa: F401  (fixture)
 from tests.support.render import (
     ACCOUNTS_YAML, ALERTS_NAME, FILE_SECRET, IDN_DOMAIN, IDN_SMTP, MUENCHEN, SECRET_VALUES, render_ok, tree,
     write_config,
@@ -200,3 +201,13 @@ def test_every_template_filter_is_used_by_a_template() -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in (root / "templates").rglob("*.j2"))
     used = set(re.findall(r"\|\s*([A-Za-z_]+)", text))
     assert set(FILTERS) <= used, set(FILTERS) - used
+
+
+def test_oauth2_accounts_get_no_mobileconfig_and_a_note_says_what_to_do(oauth2_out: OAuth2Render) -> None:
+    # The format has no OAuth2: a file would have the client ask for a password the provider
+    # refuses. The password accounts of the same file keep theirs.
+    written = {p.name for p in (oauth2_out.out / "mobileconfig").iterdir()}
+    assert not {f"{email}.mobileconfig" for email in OAUTH2_EMAILS} & written
+    assert "pw@corp.example.mobileconfig" in written
+    [note] = [n for n in oauth2_out.notes if n.startswith("no mobileconfig profile") and "OAuth2" in n]
+    assert all(email in note for email in OAUTH2_EMAILS) and ("sign-in" in note or "sign in" in note)
