@@ -159,7 +159,8 @@ def code_flow(oauth2: OAuth2, username: str, client_secret: str | None, *, deadl
     if client_secret is not None:
         form["client_secret"] = client_secret
     try:
-        return post_form(oauth2.token_url, form, deadline=deadline, scrub=(code, verifier, client_secret))
+        return post_form(oauth2.token_url, form, deadline=deadline, scrub=(code, verifier, client_secret),
+                         name="token_url")
     except ProviderError as exc:
         raise OAuth2Error(f"the identity provider refused the sign-in code ({_detail(exc)})") from None
 
@@ -241,7 +242,7 @@ def device_flow(oauth2: OAuth2, username: str, client_secret: str | None, *, dea
     if client_secret is not None:
         form["client_secret"] = client_secret
     try:
-        grant = post_form(oauth2.device_url, form, deadline=deadline, scrub=(client_secret,))
+        grant = post_form(oauth2.device_url, form, deadline=deadline, scrub=(client_secret,), name="device_url")
     except ProviderError as exc:
         raise OAuth2Error(f"the identity provider refused the device login ({_detail(exc)})") from None
     device_code, user_code = grant.get("device_code"), grant.get("user_code")
@@ -269,7 +270,8 @@ def device_flow(oauth2: OAuth2, username: str, client_secret: str | None, *, dea
             raise TimedOut(f"no sign-in within {expires.seconds:g}s; run the login again")
         time.sleep(pause)
         try:
-            return post_form(oauth2.token_url, poll, deadline=expires, scrub=(device_code, client_secret))
+            return post_form(oauth2.token_url, poll, deadline=expires, scrub=(device_code, client_secret),
+                             name="token_url")
         except ProviderError as exc:
             if exc.error == "authorization_pending":
                 continue

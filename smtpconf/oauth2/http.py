@@ -73,11 +73,13 @@ def endpoint_name(url: str) -> str:
     return printable(f"{parts.scheme}://{parts.netloc}{parts.path}", 120)
 
 
-def post_form(url: str, form: dict[str, str], *, deadline: Deadline, scrub: tuple[str | None, ...] = ()) -> dict[str, Any]:
+def post_form(url: str, form: dict[str, str], *, deadline: Deadline, scrub: tuple[str | None, ...] = (),
+              name: str = "the URL") -> dict[str, Any]:
     """POST ``form`` (``application/x-www-form-urlencoded``) to ``url`` and return the JSON object
     of a 2xx answer. An OAuth2 error answer raises :class:`ProviderError`; anything else that is
     not a JSON object (a login page, a proxy's error, junk) raises :class:`OAuth2Error`.
     ``scrub`` are the secrets in the request: no message repeats them, whatever the server echoes.
+    ``name`` is what the file calls the URL (``token_url``), for "is token_url right?".
     """
     where = endpoint_name(url)
     parts = urlsplit(url)
@@ -115,7 +117,7 @@ def post_form(url: str, form: dict[str, str], *, deadline: Deadline, scrub: tupl
         reply = conn.getresponse()
         status = reply.status
         content_type = (reply.getheader("Content-Type") or "no content type").split(";")[0].strip().lower()
-        data = _read_capped(reply, sock, deadline, where)
+        data = _read_capped(reply, sock, deadline, where, name)
     except OAuth2Error:
         raise
     except ssl.SSLCertVerificationError as exc:
@@ -130,7 +132,7 @@ def post_form(url: str, form: dict[str, str], *, deadline: Deadline, scrub: tupl
         timer.cancel()
         for sock in holder:
             sock.close()
-    return _json_answer(where, status, content_type, data, scrub)
+    return _json_answer(where, status, content_type, data, scrub, name)
 
 
 def _loopback(host: str) -> bool:
@@ -194,7 +196,8 @@ def _resolve(host: str, port: int, deadline: Deadline, where: str) -> list[Any]:
     return found
 
 
-def _read_capped(reply: http.client.HTTPResponse, sock: socket.socket, deadline: Deadline, where: str) -> bytes:
+def _read_capped(reply: http.client.HTTPResponse, sock: socket.socket, deadline: Deadline, where: str,
+                 name: str) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -204,12 +207,12 @@ def _read_capped(reply: http.client.HTTPResponse, sock: socket.socket, deadline:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_REPLY:
-            raise OAuth2Error(f"{where} answered more than {MAX_REPLY // 1024} KiB: is the URL right?")
+            raise OAuth2Error(f"{where} answered more than {MAX_REPLY // 1024} KiB: is {name} right?")
         chunks.append(chunk)
 
 
 def _json_answer(where: str, status: int, content_type: str, data: bytes,
-                 scrub: tuple[str | None, ...]) -> dict[str, Any]:
+                 scrub: tuple[str | None, ...], name: str) -> dict[str, Any]:
     try:
         answer = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -217,8 +220,8 @@ def _json_answer(where: str, status: int, content_type: str, data: bytes,
     if not isinstance(answer, dict):
         if content_type in ("application/json",) or content_type.endswith("+json"):
             raise OAuth2Error(f"{where} answered HTTP {status} with {printable(content_type)} that is not a JSON "
-                              "object: is the URL right?")
-        raise OAuth2Error(f"{where} answered {printable(content_type)} (HTTP {status}), not JSON: is the URL right?")
+                              f"object: is {name} right?")
+        raise OAuth2Error(f"{where} answered {printable(content_type)} (HTTP {status}), not JSON: is {name} right?")
     error = answer.get("error")
     if error is not None or not 200 <= status < 300:
         code = _clean(str(error) if error is not None else f"HTTP {status}", scrub, 60)

@@ -119,7 +119,8 @@ def _refresh(login: Login, oauth2: OAuth2, base_dir: Path, key: cache.Key, entry
     if client_secret is not None:
         form["client_secret"] = client_secret
     try:
-        answer = post_form(oauth2.token_url, form, deadline=deadline, scrub=(refresh_token, configured, client_secret))
+        answer = post_form(oauth2.token_url, form, deadline=deadline, scrub=(refresh_token, configured, client_secret),
+                           name="token_url")
     except ProviderError as exc:
         raise refused(exc, login_command) from None
     now = time.time()
