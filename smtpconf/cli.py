@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="probes and queries in flight at once (default 50)")
     check.add_argument("--no-dns", action="store_true", help="skip the DNS checks of `domains`")
     check.add_argument("--no-probe", action="store_true", help="skip the SMTP probes")
+    check.add_argument("-q", "--quiet", action="store_true", help="text: print the findings only, not what was verified")
     check.set_defaults(func=_check)
 
     render = commands.add_parser("render", help="write client, Postfix and Ansible files",

@@ -4,6 +4,9 @@ Lint errors stop the command before anything goes on the network: the model is o
 for a file that lints clean (warnings are fine). Then every domain check and every unique endpoint
 runs at once under one ``--concurrency`` limit, each query and probe bounded by ``--timeout``, so
 the wall time is that of the slowest check, not the sum.
+
+Besides the findings, the check reports what it verified (:mod:`smtpconf.probe.observations`): in
+text unless ``--quiet``, and always in json.
 """
 
 from __future__ import annotations
@@ -17,10 +20,17 @@ from typing import TYPE_CHECKING, Awaitable, NamedTuple
 from smtpconf.errors import UsageError
 from smtpconf.findings import Finding, fails
 from smtpconf.lint import FileResult, expand, lint_path
-from smtpconf.model import endpoint_uses
+from smtpconf.model import Config, Endpoint, endpoint_uses
 
 if TYPE_CHECKING:
+    from smtpconf.probe.endpoints import Prober
     from smtpconf.probe.hit import LiveHit
+    from smtpconf.probe.observations import DomainSeen, EndpointSeen, Observations
+    from smtpconf.probe.resolver import Resolver
+
+# Each probe slot may hold two descriptors (the connection and, on a silent plaintext port, the
+# TLS sniff); the interpreter, the resolver's sockets and the files need a few more.
+_FDS_PER_SLOT, _FDS_BASE = 2, 64
 
 
 class Progress:
@@ -64,29 +74,64 @@ class LiveOptions(NamedTuple):
 
 
 def run(args: argparse.Namespace) -> int:
-    from smtpconf.report import emit
+    from smtpconf.report import default_format, emit
     from smtpconf.rules import all_rules
 
     options = LiveOptions.from_args(args)
     results = [lint_path(path, file) for path, file in expand(args.files)]
     findings = [f for r in results for f in r.findings]
     skipped = False
+    observations: list[Observations] = []
     if options.dns or options.probe:
         if any(f.level == "error" for f in findings):
             skipped = True
         else:
-            findings += asyncio.run(live_findings(results, options))
+            ensure_descriptors(options.concurrency)
+            live, observations = asyncio.run(live_findings(results, options))
+            findings += live
     findings = sorted(dict.fromkeys(findings), key=Finding.sort_key)
-    emit(findings, all_rules(), args.format)
+    fmt = args.format or default_format()
+    if fmt == "json":
+        from smtpconf.probe.observations import as_json
+        from smtpconf.report.json import report
+
+        sys.stdout.write(report(findings, all_rules(), observations=as_json(observations)))
+    else:
+        if fmt == "text" and not getattr(args, "quiet", False):
+            from smtpconf.report.text import observations_report
+
+            sys.stdout.write(observations_report(observations))
+        emit(findings, all_rules(), fmt)
     if skipped:
         print("smtpconf: live checks skipped: fix the errors above first", file=sys.stderr)
     return 1 if fails(findings, args.strict) else 0
 
 
-async def live_findings(results: list[FileResult], options: LiveOptions) -> list[Finding]:
+def ensure_descriptors(concurrency: int) -> None:
+    """Raise the soft limit on open files as far as ``--concurrency`` needs (up to the hard
+    limit); below that, say so before the first probe instead of failing in the middle."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: nothing to check
+        return
+    needed = concurrency * _FDS_PER_SLOT + _FDS_BASE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return
+    most = max(1, (hard - _FDS_BASE) // _FDS_PER_SLOT)
+    raise UsageError(f"--concurrency {concurrency} needs about {needed} open files, but this process may "
+                     f"open at most {hard} (ulimit -n): use --concurrency {most} or less, or raise the limit")
+
+
+async def live_findings(results: list[FileResult], options: LiveOptions) -> tuple[list[Finding], list[Observations]]:
     # dnspython's resolver is imported here, not at start-up (STYLE: lint stays light).
     from smtpconf.probe.dns_checks import check_domains
     from smtpconf.probe.endpoints import Prober
+    from smtpconf.probe.observations import DomainSeen, Observations
+    from smtpconf.probe.relay_lookup import postfix_lookups
     from smtpconf.probe.resolver import Resolver
     from smtpconf.rules import all_rules
 
@@ -97,24 +142,57 @@ async def live_findings(results: list[FileResult], options: LiveOptions) -> list
     progress = Progress(len(keys) + (sum(len(c.domains) for c in configs) if options.dns else 0))
     prober = Prober(resolver, limit, options.timeout, smtp=options.probe, on_done=progress.tick)
 
-    async def one(config_index: int) -> list[Finding]:
+    async def one(config_index: int) -> tuple[list[Finding], Observations]:
         config = configs[config_index]
-        jobs = [prober.check(config)]
+        domains: tuple[list[LiveHit], list[DomainSeen]] = ([], [])
+        endpoint_hits = asyncio.gather(prober.check(config), postfix_lookups(config, resolver))
         if options.dns:
-            jobs.append(_counted(check_domains(config, resolver), len(config.domains), progress))
-        hits = [hit for part in await asyncio.gather(*jobs) for hit in part]
+            (probed, relays), domains = await asyncio.gather(
+                endpoint_hits, _counted(check_domains(config, resolver), len(config.domains), progress))
+        else:
+            probed, relays = await endpoint_hits
+        hits = probed + relays + domains[0]
         rules = all_rules()
         found = [config.doc.finding(h.path, rules[h.rule].level, h.rule, h.message, key=True) for h in hits]
-        return [f for f in found if not config.doc.ignored(f)]
+        seen = Observations(config.file, await endpoints_seen(config, prober, resolver), domains[1])
+        return [f for f in found if not config.doc.ignored(f)], seen
 
     try:
         per_file = await asyncio.gather(*(one(i) for i in range(len(configs))))
     finally:
         progress.close()
-    return [f for found in per_file for f in found]
+    return [f for found, _ in per_file for f in found], [seen for _, seen in per_file]
 
 
-async def _counted(job: Awaitable[list[LiveHit]], count: int, progress: Progress) -> list[LiveHit]:
+async def endpoints_seen(config: Config, prober: Prober, resolver: Resolver) -> list[EndpointSeen]:
+    """One entry per endpoint of the file (as probed: once per host, port, security and CA), with
+    every relay and account that uses it; sorted, so that two runs compare line by line."""
+    import ipaddress
+
+    from smtpconf.probe.observations import EndpointSeen
+
+    uses: dict[tuple[object, ...], list[str]] = {}
+    endpoints: dict[tuple[object, ...], Endpoint] = {}
+    for use in endpoint_uses(config):
+        if use.endpoint.host:
+            key: tuple[object, ...] = (*use.endpoint.key, use.smtp)
+            uses.setdefault(key, []).append(use.what)
+            endpoints.setdefault(key, use.endpoint)
+    seen = []
+    for key, endpoint in endpoints.items():
+        outcome = await prober.outcome(endpoint, bool(key[-1]))
+        try:
+            ipaddress.ip_address(endpoint.host_ascii.strip("[]"))
+            how = "literal"
+        except ValueError:
+            how = "system" if resolver.system else "dns"
+        seen.append(EndpointSeen(endpoint.host_ascii, endpoint.port, endpoint.security, tuple(uses[key]),
+                                 outcome.address.records, how, outcome.seen, outcome.mechanisms))
+    return sorted(seen, key=lambda e: (e.host, e.port, e.security, e.probe is None))
+
+
+async def _counted(job: Awaitable[tuple[list[LiveHit], list[DomainSeen]]], count: int,
+                   progress: Progress) -> tuple[list[LiveHit], list[DomainSeen]]:
     try:
         return await job
     finally:

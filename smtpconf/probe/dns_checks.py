@@ -12,10 +12,15 @@ from typing import Iterable
 
 from smtpconf.model import Account, Config, DomainPolicy, preset_of
 from smtpconf.probe.hit import LiveHit
+from smtpconf.probe.observations import DmarcSeen, DomainSeen, MtaStsSeen, SpfSeen
 from smtpconf.probe.resolver import Answer, Resolver
 from smtpconf.probe.spf import LOOKUP_LIMIT, VOID_LIMIT, SpfTree, spf_records, walk
 
 DMARC_ORDER = ("none", "quarantine", "reject")
+DMARC_WALK_LIMIT = 8  # RFC 9989 §4.10: the tree walk makes at most 8 queries
+_DMARC_VERSION = re.compile(r"^\s*v\s*=\s*DMARC1\s*(;|$)", re.IGNORECASE)
+_OBSOLETE = {"pct": "pct= is replaced by t=y for testing, t=n otherwise",
+             "rf": "rf= is replaced by nothing: remove it", "ri": "ri= is replaced by nothing: remove it"}
 _STS_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 
@@ -29,11 +34,41 @@ def _tags(record: str) -> dict[str, str]:
     return tags
 
 
+def dmarc_walk(domain: str) -> list[str]:
+    """The names the RFC 9989 tree walk asks about, in order: the domain itself; then, for a
+    domain of 8 labels or more, its last 7 labels; then one label fewer each time, down to the
+    top-level domain. At most DMARC_WALK_LIMIT names."""
+    labels = domain.split(".")
+    below = min(len(labels) - 1, DMARC_WALK_LIMIT - 1)
+    return [domain] + [".".join(labels[-keep:]) for keep in range(below, 0, -1)]
+
+
+def organizational_domain(domain: str, found: list[tuple[str, dict[str, str]]]) -> str:
+    """RFC 9989 §4.10.2, from the records of the walk (domain up to where it stopped): the domain of
+    a psd=n record; one label below a psd=y record above the domain; else the record with the
+    fewest labels."""
+    labels = domain.split(".")
+    for target, tags in found:
+        psd = tags.get("psd", "u").lower()
+        if psd == "n":
+            return target
+        if psd == "y" and target != domain:
+            return ".".join(labels[-(target.count(".") + 2):])
+    return found[-1][0]
+
+
 class DomainCheck:
     def __init__(self, config: Config, policy: DomainPolicy, resolver: Resolver) -> None:
         self.config, self.policy, self.resolver = config, policy, resolver
         self.domain = policy.host
         self.hits: list[LiveHit] = []
+        self.seen_spf: SpfSeen | None = None
+        self.seen_dmarc: DmarcSeen | None = None
+        self.seen_mta_sts: MtaStsSeen | None = None
+
+    @property
+    def seen(self) -> DomainSeen:
+        return DomainSeen(self.domain, self.seen_spf, self.seen_dmarc, self.seen_mta_sts)
 
     def hit(self, rule: str, message: str) -> None:
         self.hits.append(LiveHit(self.policy.path, rule, message))
@@ -62,9 +97,12 @@ class DomainCheck:
             self.hit("dns-timeout", f"SPF of {self.domain}, {reason}; result unknown")
         for error in tree.errors:
             self.hit("spf-missing", f"the SPF record of {self.domain} is broken: {error} (permerror)")
+        if not tree.unknown:
+            self.seen_spf = SpfSeen(tree.lookups, LOOKUP_LIMIT, tree.over_limit_by)
         if tree.lookups > LOOKUP_LIMIT:
             self.hit("spf-too-many-lookups", f"the SPF record of {self.domain} needs {tree.lookups} DNS lookups "
-                                             f"(limit {LOOKUP_LIMIT}): {' '.join(tree.lookup_terms[:15])}")
+                                             f"(limit {LOOKUP_LIMIT}; {tree.over_limit_by} takes it over): "
+                                             f"{' '.join(tree.lookup_terms[:15])}")
         if tree.voids > VOID_LIMIT:
             self.hit("spf-too-many-lookups", f"the SPF record of {self.domain} has {tree.voids} void lookups "
                                              f"(limit {VOID_LIMIT}): {' '.join(tree.void_terms)}")
@@ -93,39 +131,89 @@ class DomainCheck:
                                                f"record of {self.domain}{hint}")
 
     async def dmarc(self) -> None:
-        # RFC 7489 §6.6.3: without a record of its own, a domain falls under the record of its
-        # organizational domain. Without the Public Suffix List here, walk up the parents (as
-        # DMARCbis's tree walk does) and stop before the top-level domain.
-        labels = self.domain.split(".")
+        """RFC 9989 §4.10: the DNS tree walk from the domain up, at most 8 queries. The policy in
+        force is the first record found; the walk goes on to find the organizational domain, and
+        stops at psd=n, or at psd=y above the domain itself (psd=u, the default, does not stop it)."""
+        found: list[tuple[str, dict[str, str]]] = []  # (domain, tags), from the domain up
+        discarded: list[tuple[str, int]] = []  # (name, how many records) where several were published
         tried: list[str] = []
-        for start in range(max(1, len(labels) - 1)):
-            name = "_dmarc." + ".".join(labels[start:])
+        finished = True
+        for index, target in enumerate(dmarc_walk(self.domain)):
+            name = f"_dmarc.{target}"
             answer = await self.resolver.lookup(name, "TXT")
-            if answer.status == "unknown":
-                return self.unknown(f"DMARC (TXT {name})", answer)
-            records = [r for r in answer.records if r.replace(" ", "").lower().startswith("v=dmarc1")]
-            if records:
-                return self.dmarc_record(name, records, inherited=start > 0)
             tried.append(name)
-        self.hit("dmarc-missing", f"no DMARC record at {tried[0]}"
-                                  + (f" (nor at {', '.join(tried[1:])})" if len(tried) > 1 else ""))
+            if answer.status == "unknown":
+                if not found:
+                    return self.unknown(f"DMARC (TXT {name})", answer)
+                finished = False  # the policy is known; only the organizational domain is not
+                break
+            # §4.10 steps 2 and 7: only records that start with v=DMARC1 count, and several at one
+            # name are all discarded (the walk goes on as if there were none).
+            records = [r for r in answer.records if _DMARC_VERSION.match(r)]
+            if len(records) > 1:
+                discarded.append((name, len(records)))
+                continue
+            if not records:
+                continue
+            tags = _tags(records[0])
+            found.append((target, tags))
+            psd = tags.get("psd", "u").lower()
+            if psd == "n" or (psd == "y" and index > 0):
+                break
+        if discarded and discarded[0][0] == f"_dmarc.{self.domain}":
+            name, count = discarded[0]
+            instead = ""
+            if found:
+                instead = f"; the policy in force is then the one at _dmarc.{found[0][0]}"
+            self.hit("dmarc-missing", f"{count} DMARC records at {name}: receivers discard them all{instead}")
+        if not found:
+            if not discarded or discarded[0][0] != f"_dmarc.{self.domain}":
+                note = "".join(f"; {n} has {c} records, all discarded" for n, c in discarded)
+                self.hit("dmarc-missing", f"no DMARC record at {tried[0]}"
+                                          + (f" (nor at {', '.join(tried[1:])})" if len(tried) > 1 else "")
+                                          + note)
+            return
+        await self.dmarc_policy(found, len(tried), finished)
 
-    def dmarc_record(self, name: str, records: list[str], *, inherited: bool) -> None:
-        if len(records) > 1:
-            return self.hit("dmarc-missing", f"{len(records)} DMARC records at {name}: receivers ignore them all")
-        tags = _tags(records[0])
+    async def dmarc_policy(self, found: list[tuple[str, dict[str, str]]], queries: int, finished: bool) -> None:
+        target, tags = found[0]
+        name = f"_dmarc.{target}"
         policy = tags.get("p", "").lower()
         if policy not in DMARC_ORDER:
             return self.hit("dmarc-missing", f"the DMARC record at {name} has no valid p= tag "
                                              f"(got '{policy}'); receivers ignore it")
         tag = "p"
-        if inherited and tags.get("sp", "").lower() in DMARC_ORDER:  # §6.3: sp= is for subdomains
-            tag, policy = "sp", tags["sp"].lower()
+        if target != self.domain:
+            # §4.10: a record found above the domain applies its subdomain policy: np= when the
+            # domain does not exist (no A, AAAA or MX), sp= otherwise, p= when they are absent.
+            if tags.get("np", "").lower() in DMARC_ORDER and not await self.exists():
+                tag = "np"
+            elif tags.get("sp", "").lower() in DMARC_ORDER:
+                tag = "sp"
+        published = tags[tag].lower()
+        testing = tags.get("t", "n").lower() == "y"
+        # t=y: receivers apply the policy one level lower (reject as quarantine, quarantine as none).
+        in_force = DMARC_ORDER[max(0, DMARC_ORDER.index(published) - 1)] if testing else published
+        self.seen_dmarc = DmarcSeen(in_force, tag, published, testing, name,
+                                    organizational_domain(self.domain, found) if finished else None, queries)
+        obsolete = [key for key in ("pct", "rf", "ri") if key in tags]
+        if obsolete:
+            self.hit("dmarc-obsolete-tag", f"the DMARC record at {name} has {', '.join(f'{k}={tags[k]}' for k in obsolete)}:"
+                                           f" historic since RFC 9989, receivers ignore "
+                                           f"{'it' if len(obsolete) == 1 else 'them'} "
+                                           f"({'; '.join(_OBSOLETE[k] for k in obsolete)})")
         wanted = self.policy.dmarc_policy
-        if wanted in DMARC_ORDER and DMARC_ORDER.index(policy) < DMARC_ORDER.index(wanted):
-            source = f" (inherited from {name})" if inherited else ""
-            self.hit("dmarc-weak-policy", f"DMARC of {self.domain} has {tag}={policy}{source}; the file asks for "
+        if wanted in DMARC_ORDER and DMARC_ORDER.index(in_force) < DMARC_ORDER.index(wanted):
+            source = f" (inherited from {name})" if target != self.domain else ""
+            how = f"{tag}={published}" + (f" with t=y, applied as {in_force}" if testing else "")
+            self.hit("dmarc-weak-policy", f"DMARC of {self.domain} has {how}{source}; the file asks for "
                                           f"at least p={wanted}")
+
+    async def exists(self) -> bool:
+        """RFC 9989 (as RFC 9091 §2.7): a domain exists for DMARC when it has an A, AAAA or MX
+        record. A lookup that got no answer counts as existing: np= is not claimed on a guess."""
+        answers = await asyncio.gather(*(self.resolver.lookup(self.domain, t) for t in ("A", "AAAA", "MX")))
+        return any(a.status != "missing" for a in answers)
 
     async def dkim(self, selector: str) -> None:
         name = f"{selector}._domainkey.{self.domain}"
@@ -150,6 +238,7 @@ class DomainCheck:
             what = "no record starting with v=STSv1" if not records else f"{len(records)} v=STSv1 records"
             return self.hit("mta-sts-invalid", f"{name} has {what} (RFC 8461 §3.1)")
         sts_id = _tags(records[0]).get("id", "")
+        self.seen_mta_sts = MtaStsSeen(None, sts_id)
         if not _STS_ID.match(sts_id):
             self.hit("mta-sts-invalid", f"{name}: id= must be 1-32 letters or digits (RFC 8461 §3.1), "
                                         f"got '{sts_id}'")
@@ -205,6 +294,7 @@ def expected_srv(accounts: Iterable[Account]) -> dict[str, set[tuple[str, int]]]
     return expected_srv_services(accounts)
 
 
-async def check_domains(config: Config, resolver: Resolver) -> list[LiveHit]:
-    results = await asyncio.gather(*(DomainCheck(config, p, resolver).run() for p in config.domains.values()))
-    return [hit for hits in results for hit in hits]
+async def check_domains(config: Config, resolver: Resolver) -> tuple[list[LiveHit], list[DomainSeen]]:
+    checks = [DomainCheck(config, p, resolver) for p in config.domains.values()]
+    results = await asyncio.gather(*(c.run() for c in checks))
+    return [hit for hits in results for hit in hits], sorted((c.seen for c in checks), key=lambda d: d.domain)

@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 
 from smtpconf.model import Config, Endpoint, EndpointUse, endpoint_uses, preset_of
 from smtpconf.probe.hit import LiveHit
+from smtpconf.probe.observations import ProbeSeen
 from smtpconf.probe.resolver import Answer, Resolver
 from smtpconf.probe.smtp import Probed, Problem, probe
 
@@ -23,6 +24,7 @@ class Outcome(NamedTuple):
     address: Answer
     problems: list[Problem]  # empty when not probed
     mechanisms: tuple[str, ...] | None = None  # AUTH after TLS; None when not probed that far
+    seen: ProbeSeen | None = None  # what the probe saw, for the check's report (observations)
 
 
 class Prober:
@@ -43,12 +45,13 @@ class Prober:
         try:
             # Resolved before taking a probe slot: the lookups take slots of their own, and a
             # probe holding one while it waits for DNS could starve the resolver.
-            address = await self.resolver.addresses(endpoint.host_ascii)
+            # As the clients will: the system's resolver, or --nameserver when given (resolver.py).
+            address = await self.resolver.client_addresses(endpoint.host_ascii)
             if not (address.found and probe_it and self.smtp):
                 return Outcome(address, [])
             async with self.limit:
                 probed: Probed = await probe(endpoint, address.records, self.timeout)
-            return Outcome(address, probed.problems, probed.mechanisms)
+            return Outcome(address, probed.problems, probed.mechanisms, probed.seen)
         finally:
             self.on_done()
 

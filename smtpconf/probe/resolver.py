@@ -1,7 +1,10 @@
 """DNS for the live checks: one asynchronous resolver, one answer vocabulary.
 
-Every query of ``smtpconf check`` goes through :class:`Resolver`, including the address lookups of
-the hosts the SMTP probes connect to, so ``--nameserver`` really means *every* query.
+Every query of ``smtpconf check`` goes through :class:`Resolver`. With ``--nameserver``, that
+server answers everything, the addresses the SMTP probes connect to included. Without it, those
+addresses come from the system's resolver (``/etc/hosts``, then DNS: getaddrinfo), because that
+is how msmtp, Thunderbird and git send-email will find the host; the record checks (SPF, DMARC,
+...) and Postfix's relay lookups still ask DNS, as receivers and Postfix do.
 
 An answer is ``found``, ``missing`` (NXDOMAIN, or the name exists without records of that type)
 or ``unknown`` (timeout, SERVFAIL, REFUSED, network error). The distinction is the point: a
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
 from typing import Literal, NamedTuple
 
 import dns.asyncresolver
@@ -24,6 +28,7 @@ import dns.resolver
 from smtpconf.errors import UsageError
 
 Status = Literal["found", "missing", "unknown"]
+_SYSTEM_THREADS = 64  # getaddrinfo calls at once: each holds a thread for the whole lookup
 
 
 class Answer(NamedTuple):
@@ -69,6 +74,7 @@ class Resolver:
     cache of answers (SPF trees of many domains share includes; endpoints share hosts)."""
 
     def __init__(self, nameserver: str | None, timeout: float, limit: asyncio.Semaphore) -> None:
+        self.system = not nameserver  # addresses to connect to come from getaddrinfo
         if nameserver:
             address, port = parse_nameserver(nameserver)
             self._resolver = dns.asyncresolver.Resolver(configure=False)
@@ -83,7 +89,10 @@ class Resolver:
         self._resolver.lifetime = timeout
         self._resolver.timeout = max(0.5, min(2.0, timeout / 2))
         self._limit = limit
+        self._timeout = timeout
         self._cache: dict[tuple[str, str], asyncio.Task[Answer]] = {}
+        self._system: dict[str, asyncio.Task[Answer]] = {}
+        self._threads = asyncio.Semaphore(_SYSTEM_THREADS)
 
     def lookup(self, name: str, rdtype: str) -> asyncio.Task[Answer]:
         key = (name.lower().rstrip("."), rdtype)
@@ -131,6 +140,69 @@ class Resolver:
             unknown = a if a.status == "unknown" else aaaa
             return Answer("unknown", reason=unknown.reason)
         return Answer("missing", reason=a.reason)
+
+
+    def client_addresses(self, host: str) -> asyncio.Task[Answer]:
+        """The addresses a mail client would connect to: the system's resolver's answer, or DNS
+        (through ``--nameserver``) when one was given."""
+        key = host.lower().rstrip(".")
+        task = self._system.get(key)
+        if task is None:
+            job = self._getaddrinfo(key) if self.system else self.addresses(key)
+            task = self._system[key] = asyncio.ensure_future(job)
+        return task
+
+    async def _getaddrinfo(self, host: str) -> Answer:
+        try:
+            return Answer("found", (str(ipaddress.ip_address(host.strip("[]"))),))
+        except ValueError:
+            pass
+        async with self._limit, self._threads:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    infos = await _system_lookup(host)
+            except TimeoutError:
+                return Answer("unknown", reason=f"the system resolver gave no answer within {self._timeout:g}s")
+            except socket.gaierror as exc:
+                if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                    return Answer("missing", reason="the system resolver (/etc/hosts, then DNS) does not know it")
+                return Answer("unknown", reason=f"the system resolver failed: {exc.strerror or exc}")
+            except (OSError, UnicodeError) as exc:
+                return Answer("unknown", reason=f"the system resolver failed: {exc}")
+        records = tuple(dict.fromkeys(infos))
+        return Answer("found", records) if records else Answer("missing", reason="no address")
+
+
+async def _system_lookup(host: str) -> list[str]:
+    """``getaddrinfo`` in a daemon thread. Not ``loop.getaddrinfo``: its executor's threads are
+    joined when the command ends, so a system resolver that never answers would hold the exit past
+    ``--timeout``; an abandoned daemon thread does not."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[str]] = loop.create_future()
+
+    def settle(result: list[str] | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def work() -> None:
+        try:
+            infos: list[str] | None = [str(i[4][0]) for i in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+        except BaseException as exc:  # handed to the event loop, raised there
+            error: BaseException | None = exc
+            infos = None
+        else:
+            error = None
+        try:
+            loop.call_soon_threadsafe(settle, infos, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    threading.Thread(target=work, name=f"getaddrinfo {host}", daemon=True).start()
+    return await future
 
 
 def _no_nameservers_reason(exc: dns.resolver.NoNameservers) -> str:

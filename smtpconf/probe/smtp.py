@@ -19,7 +19,9 @@ import time
 from typing import Any, NamedTuple
 
 from smtpconf.model import Endpoint
-from smtpconf.probe.tls import CertProblem, cert_problem, client_context, expiring_problem, insecure_context
+from smtpconf.probe.observations import ProbeSeen
+from smtpconf.probe.tls import (CertProblem, cert_problem, certificate_seen, client_context, expiring_problem,
+                                insecure_context)
 
 MAX_REPLY_LINES = 100  # a hostile server must not make us read forever
 
@@ -35,6 +37,7 @@ class Probed(NamedTuple):
     # The SASL mechanisms advertised after TLS (upper case; () without AUTH); None when the
     # dialogue did not get that far.
     mechanisms: tuple[str, ...] | None
+    seen: ProbeSeen | None = None  # address, TLS version, certificate, time: for the check's report
 
 
 class _Stop(Exception):
@@ -101,16 +104,18 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
                 session = _Session(*await asyncio.open_connection(sock=sock), where)
             mechanisms = await _dialogue(endpoint, session, where, state, started, timeout, found)
             polite = True
-            return Probed(found, mechanisms)
+            return Probed(found, mechanisms, _seen(session, sock, started))
     except _Stop as stop:
         polite = stop.in_step
-        return Probed(found + [stop.problem], None)
+        return Probed(found + [stop.problem], None, _seen(session, sock, started))
     except TimeoutError:
-        return Probed(found + [Problem("probe-timeout", _timeout_message(state["phase"], where, timeout))], None)
+        return Probed(found + [Problem("probe-timeout", _timeout_message(state["phase"], where, timeout))], None,
+                      _seen(session, sock, started))
     except (OSError, ValueError, EOFError, asyncio.IncompleteReadError) as exc:
         # The server hung up or spoke nonsense in the middle of the dialogue.
         return Probed(found + [Problem("probe-unreachable", f"{where}: connection failed during "
-                                                            f"{state['phase']}: {_describe(exc)}")], None)
+                                                            f"{state['phase']}: {_describe(exc)}")], None,
+                      _seen(session, sock, started))
     finally:
         # After a timeout or a broken dialogue, a QUIT would only wait for a server that does not
         # answer, holding the probe's concurrency slot: abort instead.
@@ -120,6 +125,18 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
             session.writer.transport.abort()
         elif sock is not None:
             sock.close()
+
+
+def _seen(session: _Session | None, sock: socket.socket | None, started: float) -> ProbeSeen:
+    """What the probe got to see before it ended: read before the connection is closed."""
+    peer = session.writer.get_extra_info("peername") if session is not None else None
+    if peer is None and sock is not None:
+        with contextlib.suppress(OSError):
+            peer = sock.getpeername()
+    ssl_object = session.writer.get_extra_info("ssl_object") if session is not None else None
+    version = ssl_object.version() if ssl_object is not None else None
+    cert = certificate_seen(ssl_object.getpeercert()) if ssl_object is not None else None
+    return ProbeSeen(str(peer[0]) if peer else None, version, cert, time.monotonic() - started)
 
 
 def _timeout_message(phase: str, where: str, timeout: float) -> str:

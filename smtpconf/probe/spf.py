@@ -36,6 +36,26 @@ class SpfTree:
     pass_all: bool = False
     unknown: list[str] = field(default_factory=list)  # "include:x: no answer within 5s"
     errors: list[str] = field(default_factory=list)  # permerrors other than the limits
+    # The lookups of each term of the top record, nested ones included, in the record's order
+    # (redirect= last): which term takes the count past the limit does not depend on timing.
+    costs: dict[str, int] = field(default_factory=dict)
+
+    def count(self, branch: str | None, term: str) -> None:
+        self.lookups += 1
+        self.lookup_terms.append(term)
+        key = branch or term
+        self.costs[key] = self.costs.get(key, 0) + 1
+
+    @property
+    def over_limit_by(self) -> str | None:
+        """The term of the top record whose lookups take the total past LOOKUP_LIMIT (None when
+        within it): the include to flatten or drop first."""
+        total = 0
+        for term, cost in self.costs.items():
+            total += cost
+            if total > LOOKUP_LIMIT:
+                return term
+        return None
 
     def covers(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)
@@ -49,11 +69,17 @@ def spf_records(answer: Answer) -> list[str]:
 
 async def walk(resolver: Resolver, domain: str, record: str) -> SpfTree:
     tree = SpfTree()
-    await _evaluate(resolver, tree, domain, record, frozenset({domain.lower().rstrip(".")}))
+    for term in record.split()[1:]:  # the record's order, whatever order the lookups finish in
+        lowered = term.lower()
+        name = lowered.lstrip("+-~?").split(":", 1)[0].split("/", 1)[0]
+        if name in ("include", "a", "mx", "ptr", "exists"):
+            tree.costs[term] = 0
+    await _evaluate(resolver, tree, domain, record, frozenset({domain.lower().rstrip(".")}), None)
     return tree
 
 
-async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str, chain: frozenset[str]) -> None:
+async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str, chain: frozenset[str],
+                    branch: str | None) -> None:
     """``chain``: the names being evaluated above this one. Including one of them is a loop;
     including a name twice from different branches is not, and costs its lookups twice (§4.6.4)."""
     jobs = []
@@ -82,14 +108,13 @@ async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str,
         if name not in ("include", "a", "mx", "ptr", "exists"):
             tree.errors.append(f"unknown mechanism '{term}'")
             continue
-        tree.lookups += 1
-        tree.lookup_terms.append(term)
+        tree.count(branch, term)
         if tree.lookups > _WALK_LIMIT or "%" in arg:  # macros depend on the sender: not expandable here
             continue
         target = arg.split("/", 1)[0] if arg else domain
         prefix = cidr or (arg.split("/", 1)[1] if "/" in arg else "")
         if name == "include":
-            jobs.append(_include(resolver, tree, term, target, chain))
+            jobs.append(_include(resolver, tree, term, target, chain, branch or term))
         elif name == "a":
             jobs.append(_address(resolver, tree, term, target, prefix, qualifier == "+"))
         elif name == "mx":
@@ -97,13 +122,13 @@ async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str,
     await asyncio.gather(*jobs)
     # §6.1: redirect= is ignored when the record has an "all" mechanism.
     if redirect and not any(t.lower().lstrip("+-~?") == "all" for t in record.split()):
-        tree.lookups += 1
-        tree.lookup_terms.append(f"redirect={redirect}")
+        tree.count(branch, f"redirect={redirect}")
         if tree.lookups <= _WALK_LIMIT and "%" not in redirect:
-            await _include(resolver, tree, f"redirect={redirect}", redirect, chain)
+            await _include(resolver, tree, f"redirect={redirect}", redirect, chain, branch or f"redirect={redirect}")
 
 
-async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, chain: frozenset[str]) -> None:
+async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, chain: frozenset[str],
+                   branch: str) -> None:
     key = target.lower().rstrip(".")
     tree.includes.add(key)
     if key in chain:
@@ -120,7 +145,7 @@ async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, ch
         what = "no SPF record" if not records else f"{len(records)} SPF records"
         tree.errors.append(f"'{term}' points to a name with {what}")
         return
-    await _evaluate(resolver, tree, target, records[0], chain | {key})
+    await _evaluate(resolver, tree, target, records[0], chain | {key}, branch)
 
 
 async def _address(resolver: Resolver, tree: SpfTree, term: str, host: str, prefix: str, authorizes: bool) -> None:

@@ -12,6 +12,8 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from smtpconf.probe.observations import CertificateSeen
+
 EXPIRING_DAYS = 14
 
 # OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h).
@@ -64,3 +66,26 @@ def expiring_problem(cert: dict[str, Any] | None, now: float | None = None) -> s
         return None
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(not_after))
     return f"the server certificate expires in {max(0, int(left // 86400))} days ({when})"
+
+
+# RFC 4514 §3 attribute types, for the names getpeercert() spells out.
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+          "stateOrProvinceName": "ST", "localityName": "L", "domainComponent": "DC", "streetAddress": "STREET",
+          "userId": "UID"}
+
+
+def _dn(name: Any) -> str:
+    # getpeercert() lists the RDNs in certificate order (country first); RFC 4514 writes the
+    # most specific first.
+    parts = [f"{_SHORT.get(key, key)}={value}" for rdn in reversed(name or ()) for key, value in rdn]
+    return ",".join(parts)
+
+
+def certificate_seen(cert: dict[str, Any] | None, now: float | None = None) -> CertificateSeen | None:
+    """Subject, issuer and expiry of a verified peer certificate (None without one)."""
+    if not cert or "notAfter" not in cert:
+        return None
+    not_after = ssl.cert_time_to_seconds(cert["notAfter"])
+    left = not_after - (time.time() if now is None else now)
+    return CertificateSeen(_dn(cert.get("subject")), _dn(cert.get("issuer")),
+                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)), int(left // 86400))

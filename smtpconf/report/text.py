@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from smtpconf.findings import Finding, printable
 from smtpconf.rules import Rule
@@ -28,3 +29,13 @@ def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
         message = f.message if f.message.isprintable() else printable(f.message, len(f.message) * 6)
         lines.append(f"{f.file}:{f.line}:{f.col}: {level} {rule} {message}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def observations_report(observations: list[Any]) -> str:
+    """What ``check`` verified, one line per endpoint and per domain (docs/check.md). Server-sent
+    text (certificate names) goes through ``printable``: it is not ours to put on a terminal."""
+    from smtpconf.probe.observations import describe_domain, describe_endpoint
+
+    lines = [f"{o.file}: {describe_endpoint(e)}" for o in observations for e in o.endpoints]
+    lines += [f"{o.file}: {describe_domain(d)}" for o in observations for d in o.domains]
+    return "".join(printable(line, len(line) * 6) + "\n" for line in lines)

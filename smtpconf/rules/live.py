@@ -13,6 +13,14 @@ Clients and Postfix cannot connect to a name that does not resolve. Check the sp
 and that the record exists in the zone (a resolver answering NXDOMAIN or an empty answer). A
 resolver that does not answer is `dns-timeout`, not this.
 """),
+    "dns-hosts-only": ("warning", """
+A relay used by a fleet group resolves only through the system's resolver (`/etc/hosts`), not in DNS.
+
+Postfix looks relay hosts up in DNS (`smtp_host_lookup = dns`, the default) and will not find it,
+although msmtp, Thunderbird and `smtpconf check` on this machine do. Publish the name in DNS, use
+the relay's address, or set `smtp_host_lookup = dns, native` on the fleet's Postfix. Only checked
+without `--nameserver` (with it, every lookup is DNS).
+"""),
     "dns-timeout": ("warning", """
 The DNS query got no answer in time, or the resolver refused it (SERVFAIL, REFUSED).
 
@@ -50,15 +58,29 @@ terms in total (counted through nested includes), and lookups that return nothin
 return `permerror` beyond that, which most treat as a fail. Flatten or remove includes.
 """),
     "dmarc-missing": ("error", """
-The domain has no DMARC record at `_dmarc.DOMAIN`.
+The domain has no DMARC record at `_dmarc.DOMAIN`, nor does any name the DNS tree walk asks, or
+it publishes several (receivers discard them all), or the record in force has no valid `p=`.
 
 Without DMARC, receivers apply their own policy and you get no reports. Publish at least
-`v=DMARC1; p=none; rua=mailto:...`, then tighten the policy. As receivers do (RFC 7489 §6.6.3),
-a subdomain without its own record inherits its parent domain's (`sp=` when present); only when
-no name up to the registered domain has one is it missing.
+`v=DMARC1; p=none; rua=mailto:...`, then tighten the policy. As receivers do (RFC 9989 §4.10), a
+domain without its own record falls under the first record of the DNS tree walk: its parents, up
+to the top-level domain, at most 8 queries (a domain of 8 labels or more jumps to its last 7).
+`check` reports the policy in force and the name it was found at.
 """),
     "dmarc-weak-policy": ("warning", """
-The DMARC policy `p=` is weaker than `domains.DOMAIN.dmarc_policy` asks (none < quarantine < reject).
+The DMARC policy in force is weaker than `domains.DOMAIN.dmarc_policy` asks (none < quarantine < reject).
+
+The policy in force is `p=` of the domain's own record; for a record found above it (RFC 9989 tree
+walk), `sp=` when present, and `np=` when the domain does not exist (no A, AAAA or MX record).
+`t=y` (testing) asks receivers to apply the policy one level lower: `p=reject; t=y` is applied as
+quarantine, `p=quarantine; t=y` as none.
+"""),
+    "dmarc-obsolete-tag": ("warning", """
+The DMARC record in force has `pct=`, `rf=` or `ri=`, which RFC 9989 made historic: receivers
+ignore them.
+
+`pct=` is replaced by `t=` (`t=y` while testing a policy, which receivers apply one level lower);
+`rf=` and `ri=` are replaced by nothing. Remove them from the record.
 """),
     "dkim-missing": ("error", """
 A DKIM selector listed in `domains.DOMAIN.dkim_selectors` has no key at `SELECTOR._domainkey.DOMAIN`
