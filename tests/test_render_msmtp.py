@@ -6,6 +6,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli_clients import (  # noqa: F401  (clients_out, oauth2_out are fixtures)
     CLIENT_SECRET_CANARY, ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME,
     REFRESH_CANARY, OAuth2Render, assert_no_secret_values, clients_out, oauth2_out, token_command,
@@ -184,3 +186,19 @@ def test_no_refresh_token_or_client_secret_in_any_client_file(oauth2_out: OAuth2
     for path, (content, _mode) in files.items():
         for canary in (REFRESH_CANARY, CLIENT_SECRET_CANARY):
             assert canary.encode() not in content, path
+
+
+def test_the_token_command_names_the_file_absolutely_when_rendered_by_a_relative_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client runs from anywhere: "smtpconf render smtpconf.yaml" must still write the full path.
+    write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - email: a@outlook.com
+            provider: outlook
+            oauth2: {client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753, refresh_token: {file: secret.txt}}
+        """)
+    monkeypatch.chdir(tmp_path)
+    render_ok(Path("smtpconf.yaml"), tmp_path / "out", "msmtp")
+    rc, _ = msmtprc(tmp_path / "out", "a@outlook.com")
+    assert shlex.split(rc["passwordeval"]) == token_command((tmp_path / "smtpconf.yaml").resolve(), "a@outlook.com")
