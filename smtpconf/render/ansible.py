@@ -5,7 +5,9 @@ fleet group (SPEC §5).
 of each group (from the same ``role_vars`` the ``postfix`` target renders its templates with),
 ``inventory.ini`` from ``fleet.GROUP.hosts`` and ``playbook.yml``. Passwords never reach these
 files: each becomes a reference to an Ansible variable (``{vault: NAME}``, else ``vault_<relay>``)
-that the user keeps in Ansible Vault and that Ansible resolves at deploy time.
+that the user keeps in Ansible Vault and that Ansible resolves at deploy time. An OAuth2 relay's
+refresh token and client secret do the same (``vault_<relay>_refresh_token``,
+``vault_<relay>_client_secret`` unless the file names a vault variable).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Iterable
 import yaml
 
 from smtpconf.errors import RenderError
-from smtpconf.model import Config, FleetGroup, Relay, to_ascii_host
+from smtpconf.model import Config, FleetGroup, Relay, SecretRef, to_ascii_host
 from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.resources import resource_path
 from smtpconf.rules.fleet import group_relays
@@ -56,16 +58,55 @@ def vault_variables(config: Config) -> dict[str, str]:
     generated: list[str] = []
     for group in config.fleet.values():
         for relay in group_relays(config, group):
-            if relay.password is not None and relay.name not in names:
+            if relay.password is not None and relay.login.auth == "password" and relay.name not in names:
                 names[relay.name] = vault_variable(relay)
                 if relay.password.kind != "vault":
                     generated.append(relay.name)
+    taken = dict(zip(names.values(), names.keys()))
     for name in generated:
         others = sorted(r for r, v in names.items() if v == names[name] and r != name)
         if others:
             raise RenderError(f"relays '{name}' and '{others[0]}' would both read their password from "
                               f"{names[name]}; name distinct ones with password: {{vault: NAME}}")
+    for relay_name, secrets in oauth2_vault_variables(config).items():
+        for variable in secrets.values():
+            if variable in taken and taken[variable] != relay_name:
+                raise RenderError(f"relay '{relay_name}' would read an OAuth2 secret from {variable}, the password "
+                                  f"of relay '{taken[variable]}'; name distinct ones with {{vault: NAME}}")
     return names
+
+
+OAUTH2_SECRETS = ("refresh_token", "client_secret")
+
+
+def oauth2_vault_variables(config: Config) -> dict[str, dict[str, str]]:
+    """Relay name -> {"refresh_token": variable, "client_secret": variable} for every OAuth2
+    relay a fleet group uses (client_secret only where the file has one)."""
+    found: dict[str, dict[str, str]] = {}
+    for group in config.fleet.values():
+        for relay in group_relays(config, group):
+            oauth2 = relay.login.oauth2
+            if relay.login.auth != "oauth2" or oauth2 is None or relay.name in found:
+                continue
+            secrets: dict[str, str] = {}
+            for key in OAUTH2_SECRETS:
+                secret: SecretRef | None = getattr(oauth2, key)
+                if secret is None:
+                    continue
+                name = secret.ref if secret.kind == "vault" else (
+                    f"vault_{re.sub(r'[^A-Za-z0-9_]', '_', relay.name)}_{key}")
+                if not _VARIABLE.match(name):
+                    raise RenderError(f"relay '{relay.name}': {name!r} is not an Ansible variable name")
+                secrets[key] = name
+            found[relay.name] = secrets
+    generated: dict[str, str] = {}
+    for relay_name, secrets in found.items():
+        for variable in secrets.values():
+            if variable in generated and generated[variable] != relay_name:
+                raise RenderError(f"relays '{relay_name}' and '{generated[variable]}' would both read an OAuth2 "
+                                  f"secret from {variable}; name distinct ones with {{vault: NAME}}")
+            generated[variable] = relay_name
+    return found
 
 
 def group_vars(config: Config, group: FleetGroup, vaults: dict[str, str] | None = None) -> dict[str, Any]:
@@ -74,7 +115,9 @@ def group_vars(config: Config, group: FleetGroup, vaults: dict[str, str] | None 
 
     vaults = vault_variables(config) if vaults is None else vaults
     references = {name: VaultReference("{{ " + variable + " }}") for name, variable in vaults.items()}
-    variables = dict(role_vars(config, group, references))
+    oauth2_references = {relay: {key: VaultReference("{{ " + variable + " }}") for key, variable in secrets.items()}
+                         for relay, secrets in oauth2_vault_variables(config).items()}
+    variables = dict(role_vars(config, group, references, oauth2_references))
     relays = {name: dict(settings) for name, settings in variables["smtp_relay_relays"].items()}
     for name, settings in relays.items():
         # Belt and braces: whatever role_vars put here, only a reference is written.
@@ -82,6 +125,13 @@ def group_vars(config: Config, group: FleetGroup, vaults: dict[str, str] | None 
             settings["password"] = references[name]
         else:
             settings.pop("password", None)
+        if "oauth2" in settings:
+            oauth2 = settings["oauth2"] = dict(settings["oauth2"])
+            for key in OAUTH2_SECRETS:
+                if key in oauth2_references.get(name, {}):
+                    oauth2[key] = oauth2_references[name][key]
+                else:
+                    oauth2.pop(key, None)
     variables["smtp_relay_relays"] = relays
     return variables
 
@@ -96,11 +146,16 @@ def render(ctx: RenderContext) -> Iterable[RenderedFile]:
     relays_by_variable: dict[str, list[str]] = {}
     for relay, variable in vaults.items():
         relays_by_variable.setdefault(variable, []).append(relay)
+    oauth2_by_variable: dict[str, list[str]] = {}
+    for relay, secrets in oauth2_vault_variables(config).items():
+        for key, variable in secrets.items():
+            oauth2_by_variable.setdefault(variable, []).append(f"{relay} ({key.replace('_', ' ')})")
     data = {
         "source": _source_name(config),
         "groups": [{"name": g.name, "hosts": [to_ascii_host(h) for h in g.hosts], "relay": g.relay}
                    for g in config.fleet.values()],
         "vaults": relays_by_variable,
+        "oauth2_vaults": oauth2_by_variable,
         "role": ROLE,
     }
     for name in ("inventory.ini", "playbook.yml", "ansible.cfg", "README.md"):
