@@ -38,6 +38,7 @@ TARGETS = {
     "neomutt": "neomutt",
     "git-send-email": "gitsendemail",
     "dns": "dns",
+    "site": "site",
     "postfix": "postfix",
     "ansible": "ansible",
 }

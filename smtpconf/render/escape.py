@@ -101,6 +101,16 @@ def zone(value: object) -> str:
     return " ".join(f'"{chunk}"' for chunk in chunks)
 
 
+def nginx(value: object) -> str:
+    """One nginx configuration argument, double-quoted: nginx reads ``\\`` and ``\"`` in quotes.
+    ``$`` has no escape (nginx expands variables in paths), so a value holding it, or a control
+    character, is refused (the lint rule site-path-unsafe reports it first)."""
+    text = str(value)
+    if "$" in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValueError(f"value not allowed in an nginx setting: {text!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def postfix(value: object) -> str:
     """A main.cf value or lookup-table field. The schema forbids whitespace, commas and control
     characters in everything that reaches Postfix; refuse rather than write a broken table."""
@@ -136,4 +146,5 @@ FILTERS = {
     "muttrc_command": muttrc_command,
     "gitconfig": gitconfig,
     "zone": zone,
+    "nginx": nginx,
 }
