@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--to", required=True, metavar="ADDR", help="recipient of the test message")
     send.add_argument("--from", dest="sender", metavar="ADDR", help="envelope sender (default: the account "
                                                                       "address or the relay username)")
-    send.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS")
+    send.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+                      help="limit for the whole session, secret or token included, not for each read "
+                           "(default 20)")
     send.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server to resolve the host")
     send.add_argument("--allow-plaintext", action="store_true",
                       help="allow sending credentials without TLS (security: none)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import shlex
 import smtplib
 import socket
@@ -33,9 +34,10 @@ from smtpconf.findings import printable
 from smtpconf.lint import gate, lint_path
 from smtpconf.model import Config, Endpoint, Login, SecretRef
 from smtpconf.probe.auth import oauth2_login, offered, password_login
-from smtpconf.probe.steps import StepFailed, fail, lost, step, text
+from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, step, text, time_limit
 
 T = TypeVar("T")
+OVERTIME = 1.0  # seconds past --timeout before the session is cut off in the middle of a read
 
 
 class Target(NamedTuple):
@@ -55,6 +57,7 @@ class Target(NamedTuple):
 
 
 def run(args: argparse.Namespace) -> int:
+    _timeout(args)
     result = lint_path(Path(args.file), args.file)
     config = gate(result, "send-test", "nothing was sent")
     if config is None:
@@ -65,11 +68,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{target.what} has no address to send from: give --from ADDR")
     ep = target.endpoint
     print(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {args.to}")
+    clock = Clock(args.timeout)
     try:
-        _send(target, sender, args, config.doc.path.parent)
+        # The steps' own limits (what is left of the clock) speak first; this catches the rest.
+        with time_limit(args.timeout + OVERTIME):
+            _send(target, sender, args, config.doc.path.parent, clock)
     except StepFailed:
         return 1
+    except SessionTimeout:
+        fail("timeout", f"the session took longer than --timeout {args.timeout:g}s in all (a server answering "
+                        "very slowly, a few bytes at a time?)")
+        return 1
     return 0
+
+
+def _timeout(args: argparse.Namespace) -> None:
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError("--timeout must be a positive number of seconds")
 
 
 def _target(config: Config, args: argparse.Namespace) -> Target:
@@ -88,7 +103,7 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
     raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
 
 
-def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path) -> None:
+def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path, clock: Clock) -> None:
     ep = target.endpoint
     oauth2 = target.login.auth == "oauth2"
     # Refused before the secret is resolved: a `command:` secret (a password manager) must not
@@ -97,40 +112,44 @@ def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path)
         what = "the access token" if oauth2 else "the password"
         raise fail("TLS", f"refused: security is none, so {what} would cross the network in plaintext; "
                           "use starttls (587) or tls (465), or pass --allow-plaintext if you really mean it")
-    secret = _token(target, args, base_dir) if oauth2 else _secret(target, base_dir)
-    address = _resolve(ep, args)
-    client = _connect(ep, address, args.timeout)
+    secret = _token(target, args, base_dir, clock) if oauth2 else _secret(target, base_dir, clock)
+    address = _resolve(ep, args, clock)
+    client = _connect(ep, address, clock)
     try:
         _dialogue(client, target, secret, sender, args)
+    except SessionTimeout:
+        client.close()  # a QUIT would wait for the server that ran the clock out
+        raise
     finally:
-        try:
-            client.quit()
-        except (smtplib.SMTPException, OSError):
-            client.close()
+        if client.sock is not None:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError, SessionTimeout):
+                client.close()
 
 
-def _secret(target: Target, base_dir: Path) -> str | None:
+def _secret(target: Target, base_dir: Path, clock: Clock) -> str | None:
     from smtpconf.secrets import SecretError, resolve
 
     if target.password is None:
         step("secret", True, "no password in the file: sending without AUTH")
         return None
     try:
-        value = resolve(target.password, base_dir)
+        value = resolve(target.password, base_dir, timeout=clock.left())
     except SecretError as exc:
         raise fail("secret", str(exc)) from None
     step("secret", True, f"password from {target.password.describe()}")
     return value
 
 
-def _token(target: Target, args: argparse.Namespace, base_dir: Path) -> str:
+def _token(target: Target, args: argparse.Namespace, base_dir: Path, clock: Clock) -> str:
     from smtpconf.oauth2 import OAuth2Error, access_token
 
     oauth2 = target.login.oauth2
     assert oauth2 is not None and oauth2.refresh_token is not None  # lint's oauth2-incomplete gates this
     try:
         # A refused refresh token (invalid_grant) names the login command to run: this one.
-        token = access_token(target.login, base_dir, timeout=args.timeout,
+        token = access_token(target.login, base_dir, timeout=clock.left(),
                              login_command=_login_command(target, args))
     except OAuth2Error as exc:
         raise fail("token", str(exc)) from None
@@ -143,11 +162,11 @@ def _login_command(target: Target, args: argparse.Namespace) -> str:
     return "smtpconf oauth2 login " + " ".join(shlex.quote(word) for word in (args.file, *target.selector))
 
 
-def _resolve(ep: Endpoint, args: argparse.Namespace) -> str:
+def _resolve(ep: Endpoint, args: argparse.Namespace, clock: Clock) -> str:
     from smtpconf.probe.resolver import Resolver
 
     async def lookup() -> Any:
-        return await Resolver(args.nameserver, args.timeout, asyncio.Semaphore(4)).addresses(ep.host_ascii)
+        return await Resolver(args.nameserver, clock.left(), asyncio.Semaphore(4)).addresses(ep.host_ascii)
 
     answer = asyncio.run(lookup())
     if not answer.found:
@@ -196,10 +215,11 @@ def _context(ep: Endpoint) -> ssl.SSLContext:
         raise fail("TLS", str(exc)) from None
 
 
-def _connect(ep: Endpoint, address: str, timeout: float) -> smtplib.SMTP:
+def _connect(ep: Endpoint, address: str, clock: Clock) -> smtplib.SMTP:
     from smtpconf.probe.tls import cert_problem
 
     client: _Plain | _Implicit
+    timeout = clock.left()  # for each read; time_limit bounds them together
     if ep.security == "tls":
         client = _Implicit(address, timeout=timeout, context=_context(ep))
     else:
@@ -219,7 +239,7 @@ def _connect(ep: Endpoint, address: str, timeout: float) -> smtplib.SMTP:
         # smtplib turns a read timeout into SMTPServerDisconnected("... timed out").
         if client.phase == "greeting" and (isinstance(exc, TimeoutError) or "timed out" in str(exc)):
             hint = " (an implicit-TLS port? try security: tls)" if ep.security != "tls" else ""
-            raise fail("connect", f"connected to {address}:{ep.port}, but no greeting within {timeout:g}s{hint}") from None
+            raise fail("connect", f"connected to {address}:{ep.port}, but no greeting within {clock.seconds:g}s{hint}") from None
         raise fail("connect", f"{address}:{ep.port}: {exc}") from None
     if ep.security == "tls":
         step("connect", True, f"{address}:{ep.port}")

@@ -3,7 +3,13 @@ helpers that turn what smtplib and servers say into that line's words."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import smtplib
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
 
 
 class StepFailed(Exception):
@@ -31,3 +37,39 @@ def lost(exc: BaseException) -> str:
 def text(reply: bytes | str) -> str:
     decoded = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return " ".join(decoded.split())
+
+
+class SessionTimeout(Exception):
+    """``--timeout`` ran out for the session as a whole."""
+
+
+class Clock:
+    """send-test's ``--timeout`` bounds the whole session, not each read (SPEC §11): each step
+    gets what is left, and :func:`time_limit` stops a server that answers byte by byte."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.end = seconds, time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.001, self.end - time.monotonic())
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`SessionTimeout` in the code inside after ``seconds``, even in the middle of a
+    blocking read (SIGALRM: send-test is a command, in the main thread; elsewhere this only
+    yields, and the per-read timeouts are the limit)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def ring(signum: int, frame: FrameType | None) -> None:
+        raise SessionTimeout()
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -149,3 +149,57 @@ def test_a_file_with_lint_errors_is_refused_before_anything_is_sent(nsd: NsdServ
     assert "[plaintext-auth]" in done.stderr and "send-test refused" in done.stderr, done.stderr
     assert f"{config}:6:" in done.stderr, done.stderr
     assert server.received == [] and not marker.exists() and "Traceback" not in done.stderr
+
+
+class Dribbler:
+    """Greets one byte every 0.2 s, never ending the line: each read gets a byte well within any
+    per-read timeout, so only a limit on the whole session stops the client."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except OSError:
+            return
+        with conn:
+            while not self._stop.wait(0.2):
+                try:
+                    conn.sendall(b"2")
+                except OSError:
+                    return
+
+    def __enter__(self) -> Dribbler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(5)
+
+
+def test_timeout_bounds_the_whole_session_not_each_read(nsd: NsdServer, tmp_path: Path) -> None:
+    import time
+
+    with Dribbler() as server:
+        started = time.monotonic()
+        done = send(_plain_file(tmp_path, server.port), nsd, "--timeout", "1")
+        seconds = time.monotonic() - started
+    assert done.returncode == 1, done.stdout + done.stderr
+    fails = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 1 and "--timeout 1s in all" in fails[0], done.stdout
+    assert seconds < 30, seconds  # the dribble alone would go on for ever; generous for a loaded box
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_timeout_must_be_positive_and_finite(value: str, nsd: NsdServer, tmp_path: Path) -> None:
+    done = send(_plain_file(tmp_path, 2525), nsd, "--timeout", value)
+    assert done.returncode == 2 and "--timeout must be a positive number" in done.stderr, done.stderr
