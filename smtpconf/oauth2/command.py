@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from smtpconf.errors import FatalError, UsageError
 
@@ -35,11 +35,16 @@ EXIT_OK, EXIT_REFUSED = 0, 1
 _LOGIN_RULES = ("inline-secret", "oauth2-incomplete", "oauth2-plaintext")
 
 
-class Chosen(NamedTuple):
-    config: Config
-    login: Login
-    what: str  # "account a@example.com" / "relay 'o365'"
-    login_command: str  # what to run when the refresh token is refused
+class Chosen:
+    """The login a command acts on. (A plain class: a NamedTuple costs the short path 1 ms.)"""
+
+    __slots__ = ("config", "login", "what", "login_command")
+
+    def __init__(self, config: Config, login: Login, what: str, login_command: str) -> None:
+        self.config = config
+        self.login = login
+        self.what = what  # "account a@example.com" / "relay 'o365'"
+        self.login_command = login_command  # what to run when the refresh token is refused
 
 
 def run_token(args: argparse.Namespace) -> int:
