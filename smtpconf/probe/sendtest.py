@@ -37,6 +37,7 @@ from smtpconf.probe.auth import oauth2_login, offered, password_login
 from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, step, text, time_limit
 
 T = TypeVar("T")
+MAX_REPLY = 64 * 1024  # bytes of one reply; an EHLO list or an OAuth2 error is far shorter
 OVERTIME = 1.0  # seconds past --timeout before the session is cut off in the middle of a read
 
 
@@ -176,7 +177,41 @@ def _resolve(ep: Endpoint, args: argparse.Namespace, clock: Clock) -> str:
     return str(answer.records[0])
 
 
-class _Plain(smtplib.SMTP):
+class ReplyTooLong(smtplib.SMTPException):
+    pass
+
+
+class _Capped:
+    """The reply stream, counting: smtplib caps each line (8 KiB), not how many there are."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.left = raw, MAX_REPLY
+
+    def readline(self, size: int = -1) -> bytes:
+        line: bytes = self.raw.readline(size)
+        self.left -= len(line)
+        if self.left < 0:
+            raise ReplyTooLong(f"the server's reply is longer than {MAX_REPLY // 1024} KiB: not reading on")
+        return line
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _Bounded(smtplib.SMTP):
+    """Every reply read with a budget of MAX_REPLY bytes (SPEC §11: bounded in reply size)."""
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:
+            self.file = self.sock.makefile("rb")  # as smtplib does; it drops it again after STARTTLS
+        if isinstance(self.file, _Capped):
+            self.file.left = MAX_REPLY
+        elif self.file is not None:
+            self.file = _Capped(self.file)
+        return super().getreply()
+
+
+class _Plain(_Bounded):
     """smtplib, connecting to a resolved address while TLS still checks the host name."""
 
     _host: str  # the TLS server name; smtplib sets it, typeshed does not declare it
@@ -191,7 +226,7 @@ class _Plain(smtplib.SMTP):
         return sock
 
 
-class _Implicit(smtplib.SMTP_SSL):
+class _Implicit(_Bounded, smtplib.SMTP_SSL):
     _host: str  # as in _Plain
 
     def __init__(self, address: str, **kwargs: Any) -> None:

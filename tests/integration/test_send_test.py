@@ -109,6 +109,8 @@ def _plain_file(tmp_path: Path, port: int) -> Path:
     ({"DATA": "554 5.7.1 message refused"}, "DATA", "554 5.7.1 message refused"),
     ({"MAIL": None}, "MAIL FROM", "closed the connection"),
     ({"EHLO": None}, "EHLO", "closed the connection"),
+    # 200 KB of capability lines: smtplib caps a line's length, not their number
+    ({"EHLO": "250-scripted.test\r\n" + "250-X-FILLER-x\r\n" * 12_000 + "250 OK"}, "EHLO", "longer than 64 KiB"),
 ])
 def test_a_refusal_or_hang_up_after_connect_is_a_failed_step(replies: dict[str, str | None], failed: str, said: str,
                                                              nsd: NsdServer, tmp_path: Path) -> None:
