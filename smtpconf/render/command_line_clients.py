@@ -16,6 +16,7 @@ owner), and the client file names the account it is for.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from smtpconf.model import Account, Config, to_ascii_host
@@ -44,9 +45,19 @@ def password_source(account: Account, client: str, when: str) -> PasswordSource:
     return PasswordSource(None, f"no password source in the smtpconf file; {client} will ask for it")
 
 
+# A line break would end the client's setting early and start another (msmtprc, muttrc and
+# gitconfig are line-based); a lone surrogate is a file name that is not UTF-8.
+_UNWRITABLE_IN_COMMAND = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
 def token_command(config: Config, account: Account) -> str:
-    """The shell command that prints an access token for ``account``'s OAuth2 login."""
-    return f"smtpconf oauth2 token {shell(config.doc.path.resolve())} --account {shell(account.email)}"
+    """The shell command that prints an access token for ``account``'s OAuth2 login. A ValueError
+    (the render refuses) when the smtpconf file's path cannot be written in one."""
+    path = str(config.doc.path.resolve())
+    if _UNWRITABLE_IN_COMMAND.search(path):
+        raise ValueError(f"the smtpconf file's path {path!r} holds a control character or is not UTF-8, and the "
+                         f"token command of {account.email} must name it; move the file to a plain path")
+    return f"smtpconf oauth2 token {shell(path)} --account {shell(account.email)}"
 
 
 def token_source(config: Config, account: Account, client: str, when: str) -> PasswordSource:

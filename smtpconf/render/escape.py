@@ -57,23 +57,32 @@ def shell(value: object) -> str:
 _MSMTP_BARE = re.compile(r"[\w@.+/:=%-]+")  # \w: str.isalnum() characters and "_"
 
 
+def _one_line(text: str) -> str:
+    """msmtprc, muttrc and gitconfig are read line by line: a line break in a value would start a
+    setting of its own. The schema lets none into values; a path can still hold one, from the
+    directory the smtpconf file is in."""
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"a line break cannot be written in this setting: {text!r}")
+    return text
+
+
 def msmtp(value: object) -> str:
     """An msmtprc argument. msmtp takes the rest of the line and, when it begins and ends with a
     double quote, strips that one pair; there are no escapes inside (msmtp 1.8, checked with a real
     server). So wrapping any value in one more pair of quotes always gives back the value."""
     text = str(value)
-    return text if _MSMTP_BARE.fullmatch(text) else '"' + text + '"'
+    return text if _MSMTP_BARE.fullmatch(text) else '"' + _one_line(text) + '"'
 
 
 def muttrc(value: object) -> str:
     """A muttrc value in single quotes (no expansion inside; a quote is closed, escaped, reopened)."""
-    return "'" + str(value).replace("'", "'\\''") + "'"
+    return "'" + _one_line(str(value)).replace("'", "'\\''") + "'"
 
 
 def muttrc_command(value: object) -> str:
     """A command inside muttrc backticks (within double quotes): neomutt reads backslash escapes
     there, and an unescaped backtick would end the command early (checked with neomutt 2022)."""
-    return str(value).replace("\\", "\\\\").replace("`", "\\`")
+    return _one_line(str(value)).replace("\\", "\\\\").replace("`", "\\`")
 
 
 # RFC 3986 unreserved characters, which percent-encoding leaves alone, and "@", which it encodes.
@@ -91,7 +100,7 @@ def url_userinfo(value: str) -> str:
 
 def gitconfig(value: object) -> str:
     """A git-config value: double-quoted, with backslash and quote escaped."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _one_line(str(value)).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def zone(value: object) -> str:
