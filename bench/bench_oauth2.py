@@ -54,7 +54,8 @@ def main() -> None:
             config.write_text(
                 "version: 1\naccounts:\n"
                 f"  - email: {USER}\n    provider: office365\n    auth: oauth2\n"
-                f"    oauth2: {{client_id: {CLIENT}, refresh_token: {{file: refresh}}, token_url: '{idp.token_url}'}}\n",
+                f"    oauth2: {{client_id: {CLIENT}, refresh_token: {{file: refresh}},\n"
+                f"             token_url: '{idp.token_url}'}}\n",
                 encoding="utf-8")
             _, seeded = run(token_argv, env)
             assert seeded.returncode == 0 and idp.valid_access_token(seeded.stdout.strip()), seeded.stderr

@@ -7,8 +7,9 @@ a refresh token the file can only read (``{env:}``, ``{command:}``) — the toke
 rotated to, with the SHA-256 of the configured value it replaced (never the configured value).
 
 Reading an entry is the path every cached ``smtpconf oauth2 token`` takes: it imports json and
-zlib (both loaded already at start-up) and nothing else. Writes are atomic (a temporary file in the same directory, fsync,
-``os.replace``): a crash leaves the old file or the new one, never half of one.
+zlib (both loaded already at start-up) and nothing else. Writes are atomic (a temporary file in
+the same directory, fsync, ``os.replace``): a crash leaves the old file or the new one, never
+half of one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ _MAX_ENTRY = 64 * 1024
 # asking and sending AUTH, and clocks drift.
 MARGIN_SECONDS = 300.0
 MARGIN_FRACTION = 0.1
+
+
+def shown(path: Path | str) -> str:
+    """A path inside a one-line message: control characters escaped (a file name from the file
+    under review must not forge output lines)."""
+    from smtpconf.findings import printable
+
+    return printable(str(path), 200)
 
 
 def cache_dir() -> Path:
@@ -174,13 +183,14 @@ def private_dir(path: Path) -> Path:
         import stat
 
         if not stat.S_ISDIR(st.st_mode):
-            raise OAuth2Error(f"{path} is not a directory")
+            raise OAuth2Error(f"{shown(path)} is not a directory")
         if st.st_uid != os.getuid():
-            raise OAuth2Error(f"{path} belongs to another user: smtpconf keeps tokens only in a directory of yours")
+            raise OAuth2Error(f"{shown(path)} belongs to another user: smtpconf keeps tokens only in a "
+                              "directory of yours")
         if st.st_mode & 0o077:
             os.chmod(path, 0o700)
     except OSError as exc:
-        raise OAuth2Error(f"cache directory {path}: {exc.strerror or exc}") from None
+        raise OAuth2Error(f"cache directory {shown(path)}: {exc.strerror or exc}") from None
     return path
 
 
@@ -238,7 +248,7 @@ class Lock:
         try:
             self._handle = open(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+b")
         except OSError as exc:
-            raise OAuth2Error(f"lock file {self.path}: {exc.strerror or exc}") from None
+            raise OAuth2Error(f"lock file {shown(self.path)}: {exc.strerror or exc}") from None
         give_up = time.monotonic() + self.wait
         for pause in _pauses():
             try:
@@ -248,7 +258,7 @@ class Lock:
                 if time.monotonic() + pause > give_up:
                     self._handle.close()
                     raise OAuth2Error(f"another smtpconf is refreshing this token and did not finish within "
-                                      f"{self.wait:g}s (--timeout); lock {self.path}") from None
+                                      f"{self.wait:g}s (--timeout); lock {shown(self.path)}") from None
                 time.sleep(pause)
         raise AssertionError("unreachable")
 

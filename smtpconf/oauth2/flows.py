@@ -31,6 +31,7 @@ from smtpconf.errors import UsageError
 from smtpconf.findings import printable
 from smtpconf.model import Login, OAuth2
 from smtpconf.oauth2 import OAuth2Error, cache
+from smtpconf.oauth2.cache import shown
 from smtpconf.oauth2.http import Deadline, ProviderError, TimedOut, endpoint_name, post_form
 from smtpconf.oauth2.token import (cache_key, parse_token_answer, require, secret_path, write_refresh_token)
 
@@ -55,7 +56,8 @@ def login(login: Login, base_dir: Path, *, what: str, device: bool, out: Path | 
     if login.auth != "oauth2" or oauth2 is None:
         raise UsageError(f"{what} does not log in with OAuth2")
     if not oauth2.client_id or not oauth2.token_url:
-        missing = " and ".join(n for n, v in (("client_id", oauth2.client_id), ("token_url", oauth2.token_url)) if not v)
+        missing = " and ".join(name for name, value in (("client_id", oauth2.client_id),
+                                                        ("token_url", oauth2.token_url)) if not value)
         raise UsageError(f"{what}: a login needs {missing} in its oauth2 block")
     target = _target(oauth2, base_dir, out, what)
     deadline = Deadline(timeout)
@@ -74,7 +76,7 @@ def login(login: Login, base_dir: Path, *, what: str, device: bool, out: Path | 
                 else "")
         raise OAuth2Error(f"{where} signed you in but gave no refresh token{hint}; nothing was written")
     write_refresh_token(target, refresh, None)
-    say(f"smtpconf: wrote the refresh token of {what} to {target} (mode 0600)")
+    say(f"smtpconf: wrote the refresh token of {what} to {shown(target)} (mode 0600)")
     _seed_cache(login, oauth2, base_dir, target, access, expires_at, say)
     return target
 
@@ -96,7 +98,8 @@ def _target(oauth2: OAuth2, base_dir: Path, out: Path | None, what: str) -> Path
     except OSError:
         return path
     if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{path} is not a regular file: the refresh token is written only to a file (mode 0600)")
+        raise UsageError(f"{shown(path)} is not a regular file: the refresh token is written only to a file "
+                         "(mode 0600)")
     return path
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from smtpconf.model import Login, OAuth2, SecretRef
 from smtpconf.oauth2 import InvalidGrant, OAuth2Error
 from smtpconf.oauth2 import cache
+from smtpconf.oauth2.cache import shown
 
 # What RFC 6749 §5.2 error codes mean for someone holding a refresh token, and what to do.
 _ADVICE = {
@@ -187,9 +188,9 @@ def write_refresh_token(path: Path, token: str, login_command: str | None) -> No
     except FileNotFoundError:
         st = None
     except OSError as exc:
-        raise OAuth2Error(f"refresh token file {path}: {exc.strerror or exc}") from None
+        raise OAuth2Error(f"refresh token file {shown(path)}: {exc.strerror or exc}") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise OAuth2Error(f"refresh token file {path} is not a regular file; nothing was written")
+        raise OAuth2Error(f"refresh token file {shown(path)} is not a regular file; nothing was written")
     try:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=0o700, parents=True)
@@ -197,7 +198,7 @@ def write_refresh_token(path: Path, token: str, login_command: str | None) -> No
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if login_command is None:  # a login: nothing was spent yet
-            raise OAuth2Error(f"the refresh token could not be written to {path} ({reason})") from None
-        raise OAuth2Error(f"the new refresh token could not be written to {path} ({reason}); the file is "
+            raise OAuth2Error(f"the refresh token could not be written to {shown(path)} ({reason})") from None
+        raise OAuth2Error(f"the new refresh token could not be written to {shown(path)} ({reason}); the file is "
                           f"unchanged, but a provider that rotates tokens no longer accepts it: fix that, then "
                           f"run: {login_command}") from None

@@ -192,7 +192,8 @@ def test_relay_login_and_an_account_using_it(tmp_path: Path, idp: IdentityProvid
     config = tmp_path / "smtpconf.yaml"
     config.write_text(
         "version: 1\nrelays:\n  o365:\n    provider: office365\n    username: app@corp.example\n"
-        f"    oauth2: {{client_id: {CLIENT_ID}, refresh_token: {{file: refresh.token}}, token_url: '{idp.token_url}'}}\n"
+        f"    oauth2: {{client_id: {CLIENT_ID}, refresh_token: {{file: refresh.token}},\n"
+        f"             token_url: '{idp.token_url}'}}\n"
         "accounts:\n  - {email: dev@corp.example, relay: o365}\n")
     by_relay = run(tmp_path, "oauth2", "token", str(config), "--relay", "o365")
     by_account = run(tmp_path, "oauth2", "token", str(config), "--account", "dev@corp.example")
