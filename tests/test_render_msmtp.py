@@ -204,22 +204,26 @@ def test_the_token_command_names_the_file_absolutely_when_rendered_by_a_relative
     assert shlex.split(rc["passwordeval"]) == token_command((tmp_path / "smtpconf.yaml").resolve(), "a@outlook.com")
 
 
-@pytest.mark.parametrize("secret", ["{file: secret.txt}", "{env: PW}"])
+LINE_BREAK_ACCOUNTS = {
+    "file-secret": "{email: a@example.com, host: smtp.example.com, password: {file: secret.txt}}",
+    "ca-file": "{email: a@example.com, host: smtp.example.com, ca_file: ca.pem, password: {env: PW}}",
+    "oauth2": ("{email: b@outlook.com, provider: outlook, oauth2: {client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753,"
+               " refresh_token: {env: RT}}}"),
+}
+
+
+@pytest.mark.parametrize("account", sorted(LINE_BREAK_ACCOUNTS))
 @pytest.mark.parametrize("target", ["msmtp", "neomutt", "git-send-email"])
-def test_a_directory_name_with_a_line_break_cannot_add_a_setting(tmp_path: Path, target: str, secret: str) -> None:
+def test_a_directory_name_with_a_line_break_cannot_add_a_setting(tmp_path: Path, target: str, account: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # The file's own path reaches the client files (a {file:} secret, a ca_file, the OAuth2 token
     # command): a line break in it would start a setting of its own. The render refuses instead.
     from smtpconf.cli import main
 
     directory = tmp_path / "x\nhost evil.example"
-    config = write_config(directory, f"""\
-        version: 1
-        accounts:
-          - {{email: a@example.com, host: smtp.example.com, ca_file: ca.pem, password: {secret}}}
-          - email: b@outlook.com
-            provider: outlook
-            oauth2: {{client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753, refresh_token: {secret}}}
-        """)
+    config = write_config(directory, f"version: 1\naccounts:\n  - {LINE_BREAK_ACCOUNTS[account]}\n")
     (directory / "ca.pem").write_text("not read by render\n", encoding="utf-8")
     assert main(["render", str(config), "-o", str(tmp_path / "out"), "--only", target]) == 2
     assert not (tmp_path / "out").exists()
+    error = capsys.readouterr().err
+    assert "nothing was written" in error and ("line break" in error or "control character" in error), error
