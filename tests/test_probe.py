@@ -263,3 +263,73 @@ def test_auth_mechanism_missing_is_judged_per_login(auth: str, offered: tuple[st
     assert (message is None) if expected is None else (message is not None and expected in message), message
     if auth == "password" and message:
         assert "use auth: oauth2" in message
+
+
+@pytest.mark.parametrize("domain, names", [
+    ("example.com", ["example.com", "com"]),
+    ("a.b.example.com", ["a.b.example.com", "b.example.com", "example.com", "com"]),
+    # RFC 9989 §4.10: 8 labels or more jump to the last 7 after the first query; 8 queries at most.
+    ("a.b.c.d.e.f.g.h.i.j", ["a.b.c.d.e.f.g.h.i.j", "d.e.f.g.h.i.j", "e.f.g.h.i.j", "f.g.h.i.j", "g.h.i.j",
+                             "h.i.j", "i.j", "j"]),
+    ("com", ["com"]),
+])
+def test_dmarc_tree_walk_names(domain: str, names: list[str]) -> None:
+    from smtpconf.probe.dns_checks import dmarc_walk
+
+    assert dmarc_walk(domain) == names
+
+
+@pytest.mark.parametrize("found, expected", [
+    ([("mail.example.com", {}), ("example.com", {})], "example.com"),  # fewest labels
+    ([("mail.shop.test", {"psd": "n"}), ("test", {})], "mail.shop.test"),
+    ([("shop.test", {"psd": "y"})], "mail.shop.test"),  # one label below the PSD
+    ([("mail.shop.test", {"psd": "y"}), ("test", {})], "test"),  # psd=y at the domain itself does not count
+])
+def test_organizational_domain(found: list[tuple[str, dict[str, str]]], expected: str) -> None:
+    from smtpconf.probe.dns_checks import organizational_domain
+
+    assert organizational_domain("mail.shop.test" if "shop" in found[0][0] else "mail.example.com", found) == expected
+
+
+def test_spf_names_the_term_that_takes_the_count_over_10() -> None:
+    tree = SpfTree()
+    tree.costs = {"a:x": 1, "include:big": 10, "mx": 1}
+    assert tree.over_limit_by == "include:big"
+    tree.costs = {"a:x": 1, "include:big": 9}
+    assert tree.over_limit_by is None
+
+
+def test_certificate_seen_reads_rfc4514_names() -> None:
+    from smtpconf.probe.tls import certificate_seen
+
+    now = time.time()
+    cert = {"subject": ((("countryName", "US"),), (("organizationName", "Example"),), (("commonName", "smtp.x"),)),
+            "issuer": ((("organizationName", "CA Inc"),), (("commonName", "CA 1"),)),
+            "notAfter": time.strftime("%b %d %H:%M:%S %Y GMT", time.gmtime(now + 30.5 * 86400))}
+    seen = certificate_seen(cert, now)
+    assert seen is not None
+    assert (seen.subject, seen.issuer, seen.days_left) == ("CN=smtp.x,O=Example,C=US", "CN=CA 1,O=CA Inc", 30)
+    assert certificate_seen(None) is None
+
+
+def test_a_descriptor_limit_below_the_concurrency_is_a_clear_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text("version: 1\nrelays:\n  r:\n    host: 127.0.0.1\n    port: 9\n    security: starttls\n")
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+            "from smtpconf.cli import main\n"
+            f"sys.exit(main(['check', {str(config)!r}, '--concurrency', '2000', '--nameserver', '127.0.0.1:1']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == ("smtpconf: error: --concurrency 2000 needs about 4064 open files, but this "
+                                   "process may open at most 256 (ulimit -n): use --concurrency 96 or less, or "
+                                   "raise the limit"), done.stderr
+    # A soft limit below what is needed is raised to it, within the hard limit.
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 8192))\n"
+            "from smtpconf.cli import main\n"
+            f"main(['check', {str(config)!r}, '--concurrency', '100', '--nameserver', '127.0.0.1:1', '--timeout', '1'])\n"
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stderr and done.stdout.strip().endswith("264"), done.stdout + done.stderr
