@@ -8,6 +8,8 @@ For every domain of the file (``domains:`` and the domains of accounts' addresse
   (lower) priority.
 * SPF and DMARC suggestions for what sends the domain's mail: the relays named in
   ``domains.DOMAIN.relays`` and the SMTP servers of its accounts.
+* With ``mta_sts:``, the ``_mta-sts`` record of the policy the ``site`` target serves (RFC 8461),
+  and with ``tls_rpt:`` the ``_smtp._tls`` reporting record (RFC 8460).
 
 A domain that only appears as the address of a provider's own mailboxes (``someone@163.com`` on
 the 163 preset) gets no file: its DNS belongs to the provider. Names are absolute (trailing dot,
@@ -67,8 +69,20 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
             dkim_selectors=policy.dkim_selectors if policy else (),
             dmarc_policy=(policy.dmarc_policy if policy else None) or DEFAULT_DMARC_POLICY,
             dmarc_from_file=bool(policy and policy.dmarc_policy),
+            mta_sts_id=_mta_sts_id(policy),
+            tls_rpt=policy.tls_rpt if policy else (),
         )
         yield RenderedFile(f"{TARGET}/{safe_name(domain)}.zone", content, TARGET, "domain", domain)
+
+
+def _mta_sts_id(policy: DomainPolicy | None) -> str | None:
+    """The ``id=`` of the ``_mta-sts`` record: a hash of the policy the site target serves, so it
+    changes exactly when the policy does (RFC 8461 §3.1)."""
+    if policy is None or policy.mta_sts is None:
+        return None
+    from smtpconf.render.mta_sts import policy_id, policy_text
+
+    return policy_id(policy_text(policy.mta_sts))
 
 
 def _unicode(domain: str) -> str:
