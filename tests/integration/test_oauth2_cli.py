@@ -308,3 +308,28 @@ def test_providers_show_the_identity_provider(tmp_path: Path) -> None:
     assert data["163"]["oauth2"] is None
     text = run(tmp_path, "providers").stdout
     assert "oauth2:   xoauth2 via accounts.google.com; device flow: no" in text
+
+
+def imported_by_token(tmp_path: Path, config: Path) -> set[str]:
+    code = ("import sys\nfrom smtpconf.cli import main\n"
+            f"rc = main(['oauth2', 'token', {str(config)!r}, '--account', {OAUTH_USER!r}])\n"
+            "print(rc, ' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env=env_for(tmp_path))
+    rc, modules = done.stderr.strip().splitlines()[-1].split(" ", 1)
+    assert rc == "0", done.stderr
+    return set(modules.split())
+
+
+def test_a_cached_token_imports_nothing_heavy(tmp_path: Path, idp: IdentityProvider) -> None:
+    seed(tmp_path, idp)
+    config = write_config(tmp_path, idp)
+    assert token(tmp_path, config).returncode == 0  # refreshed once; now cached
+    heavy = {"jinja2", "dns", "dns.resolver", "jsonschema", "http.client", "urllib.request", "ssl", "hashlib",
+             "tempfile", "smtpconf.oauth2.http", "smtpconf.render", "smtpconf.probe"}
+    short = imported_by_token(tmp_path, config)
+    assert not short & (heavy | {"yaml", "smtpconf.model", "smtpconf.load"})
+    os.utime(config)  # the full path: the file is read again, still no network code
+    full = imported_by_token(tmp_path, config)
+    assert "smtpconf.model" in full and not full & heavy
+    assert idp.token_grants() == ["refresh_token"]
