@@ -241,3 +241,46 @@ def test_generated_vault_names_must_not_collide(tmp_path: Path, capsys: pytest.C
     assert main(["render", str(tmp_path / "smtpconf.yaml"), "-o", str(tmp_path / "out"), "--only", "ansible"]) == 2
     assert not (tmp_path / "out").exists()
     assert "vault_a_b" in capsys.readouterr().err
+
+
+def test_oauth2_secrets_become_vault_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolvable here on purpose: the target must still not write them.
+    monkeypatch.setenv("SMTPCONF_TEST_CLIENT_SECRET", "client-canary-Zx1")
+    (tmp_path / "o365.refresh").write_text("refresh-canary-Pl0\n")
+    (tmp_path / "smtpconf.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        relays:
+          o365:
+            provider: office365
+            username: app@corp.example
+            auth: oauth2
+            oauth2:
+              client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753
+              refresh_token: {file: o365.refresh}
+              client_secret: {env: SMTPCONF_TEST_CLIENT_SECRET}
+          gmail:
+            provider: gmail
+            username: ops@example.com
+            auth: oauth2
+            oauth2: {client_id: g, refresh_token: {vault: vault_gmail_refresh}}
+        fleet:
+          web:
+            hosts: [web1.example.com]
+            relay: o365
+            sender_relays: {ops@example.com: gmail}
+        """))
+    render(tmp_path / "smtpconf.yaml", tmp_path / "out")
+    out = tmp_path / "out" / "ansible"
+    relays = yaml.safe_load((out / "group_vars" / "web.yml").read_text())["smtp_relay_relays"]
+    assert relays["o365"]["auth"] == "oauth2" and "password" not in relays["o365"]
+    assert relays["o365"]["oauth2"]["refresh_token"] == "{{ vault_o365_refresh_token }}"
+    assert relays["o365"]["oauth2"]["client_secret"] == "{{ vault_o365_client_secret }}"
+    assert relays["o365"]["oauth2"]["token_url"] == "https://login.microsoftonline.com/organizations/oauth2/v2.0/token"
+    assert relays["gmail"]["oauth2"] == {"mechanism": "xoauth2", "token_url": "https://oauth2.googleapis.com/token",
+                                         "client_id": "g", "scope": "https://mail.google.com/",
+                                         "refresh_token": "{{ vault_gmail_refresh }}"}
+    readme = (out / "README.md").read_text()
+    for variable in ("vault_o365_refresh_token", "vault_o365_client_secret", "vault_gmail_refresh"):
+        assert f"`{variable}`" in readme
+    for path, data in files(out).items():
+        assert b"refresh-canary-Pl0" not in data and b"client-canary-Zx1" not in data, path

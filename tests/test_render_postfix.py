@@ -399,3 +399,146 @@ def test_each_command_secret_runs_once_per_render(tmp_path: Path, all_targets: b
     assert {f.path for f in out if f.path.endswith("sasl_passwd")} == {"postfix/web/sasl_passwd",
                                                                        "postfix/db/sasl_passwd"}
     assert counter.read_text().splitlines() == ["x"]
+
+
+# -- OAuth2 relays (SPEC §7): a pipe(8) transport per relay running msmtp, and a refresher ----------
+
+REFRESH_TOKEN = "1//refresh-CANARY-0a9f"
+CLIENT_SECRET = "client-secret-CANARY-77"
+
+OAUTH2 = """\
+version: 1
+relays:
+  o365:
+    provider: office365
+    username: app@corp.example
+    auth: oauth2
+    oauth2:
+      client_id: 9e5f94bc-e8a4-4e73-b8be-63364c29d753
+      tenant: corp.example
+      refresh_token: {file: o365.refresh}
+      client_secret: {env: T_O365_SECRET}
+  ses:
+    host: email-smtp.eu-west-1.amazonaws.com
+    port: 587
+    security: starttls
+    username: AKIAEXAMPLE
+    password: {file: ses.secret}
+fleet:
+  web:
+    hosts: [web1.example.com]
+    relay: o365
+    sender_relays:
+      billing@example.com: ses
+"""
+
+
+@pytest.fixture
+def oauth2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("T_O365_SECRET", CLIENT_SECRET)
+    (tmp_path / "o365.refresh").write_text(REFRESH_TOKEN + "\n")
+    return files(load(tmp_path, OAUTH2))
+
+
+def test_oauth2_default_relay_goes_through_its_pipe_transport(oauth2: dict[str, str]) -> None:
+    main = settings(oauth2["postfix/web/main.cf"])
+    assert main["default_transport"] == "smtpconf_oauth2_o365"
+    assert main["smtpconf_oauth2_o365_destination_recipient_limit"] == "1"
+    # The password sender relay keeps Postfix's smtp client (and its own credential).
+    assert main["sender_dependent_default_transport_maps"] == "hash:/etc/postfix/smtpconf/sender_transport"
+    assert table(oauth2["postfix/web/sender_transport"]) == {"billing@example.com": "smtp"}
+    assert table(oauth2["postfix/web/sasl_passwd"]) == {
+        "[email-smtp.eu-west-1.amazonaws.com]:587": f"AKIAEXAMPLE:{SES_PASSWORD}",
+        "billing@example.com": f"AKIAEXAMPLE:{SES_PASSWORD}"}
+    assert main["smtp_tls_wrappermode"] == "no"
+    [pipe] = [line for line in oauth2["postfix/web/master.cf"].splitlines() if line.startswith("smtpconf_oauth2_")]
+    assert pipe == ("smtpconf_oauth2_o365 unix - n n - - pipe flags=q null_sender= user=smtpconf-oauth2 "
+                    "argv=/usr/local/lib/smtpconf/smtpconf-oauth2 deliver /etc/postfix/smtpconf/msmtp-o365.conf "
+                    "${sender} ${recipient}")
+
+
+def test_oauth2_msmtp_settings_and_refresher_data(oauth2: dict[str, str]) -> None:
+    msmtp = oauth2["postfix/web/msmtp-o365.conf"]
+    for line in ("host smtp.office365.com", "port 587", "tls on", "tls_starttls on", "tls_certcheck on",
+                 "tls_trust_file system", "auth xoauth2", "user app@corp.example",
+                 "passwordeval /bin/cat /var/lib/smtpconf/oauth2/o365.access"):
+        assert line + "\n" in msmtp, line
+    relay = json.loads(oauth2["postfix/web/oauth2-o365.json"])
+    assert relay == {
+        "relay": "o365", "group": "web",
+        "token_url": "https://login.microsoftonline.com/corp.example/oauth2/v2.0/token",
+        "client_id": "9e5f94bc-e8a4-4e73-b8be-63364c29d753",
+        "scope": relay["scope"],
+        "refresh_token_file": "/var/lib/smtpconf/oauth2/o365.refresh",
+        "client_secret_file": "/var/lib/smtpconf/oauth2/o365.client_secret",
+        "access_token_file": "/var/lib/smtpconf/oauth2/o365.access",
+        "access_group": "smtpconf-oauth2", "renew_before": 600}
+    assert "https://outlook.office.com/SMTP.Send" in relay["scope"].split()
+    assert "refresh /etc/postfix/smtpconf" in oauth2["postfix/web/smtpconf-oauth2.service"]
+    assert "OnUnitActiveSec=5min" in oauth2["postfix/web/smtpconf-oauth2.timer"]
+    assert "*/5 * * * * root /usr/local/lib/smtpconf/smtpconf-oauth2 refresh /etc/postfix/smtpconf\n" in \
+        oauth2["postfix/web/smtpconf-oauth2.cron"]
+
+
+def test_oauth2_secrets_reach_only_their_0600_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_O365_SECRET", CLIENT_SECRET)
+    (tmp_path / "o365.refresh").write_text(REFRESH_TOKEN + "\n")
+    out = {f.path: f for f in render(load(tmp_path, OAUTH2), ["postfix"], {})}
+    secret_files = {"postfix/web/oauth2/o365.refresh": REFRESH_TOKEN, "postfix/web/oauth2/o365.client_secret": CLIENT_SECRET}
+    for path, value in secret_files.items():
+        assert (out[path].content.decode(), out[path].mode) == (value + "\n", 0o600)
+    for path, rendered in out.items():
+        if path not in secret_files:
+            assert REFRESH_TOKEN.encode() not in rendered.content and CLIENT_SECRET.encode() not in rendered.content
+    script = out["postfix/web/smtpconf-oauth2"]
+    assert script.mode == 0o755
+    assert script.content == (ROOT / "roles/smtp_relay/files/smtpconf-oauth2").read_bytes()
+
+
+def test_oauth2_sender_relay_beside_a_password_default_relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_O365_SECRET", CLIENT_SECRET)
+    (tmp_path / "o365.refresh").write_text(REFRESH_TOKEN + "\n")
+    text = OAUTH2.replace("relay: o365", "relay: ses").replace("billing@example.com: ses", "'@corp.example': o365")
+    out = files(load(tmp_path, text))
+    main = settings(out["postfix/web/main.cf"])
+    assert main["default_transport"] == "smtp"
+    assert table(out["postfix/web/sender_transport"]) == {"@corp.example": "smtpconf_oauth2_o365"}
+    assert "postfix/web/msmtp-o365.conf" in out
+
+
+def test_password_only_group_keeps_smtp_and_writes_no_oauth2_file(mixed: dict[str, str]) -> None:
+    assert settings(mixed["postfix/web/main.cf"])["default_transport"] == "smtp"
+    assert not [p for p in mixed if "oauth2" in p or "msmtp-" in p]
+    assert "pipe" not in mixed["postfix/web/master.cf"]
+
+
+def test_oauth2_vault_refresh_token_points_at_the_ansible_target(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_O365_SECRET", CLIENT_SECRET)
+    config = load(tmp_path, OAUTH2.replace("{file: o365.refresh}", "{vault: vault_o365_refresh}"))
+    with pytest.raises(RenderError) as caught:
+        files(config)
+    assert "relay 'o365' oauth2 refresh_token (vault vault_o365_refresh)" in str(caught.value)
+    assert "ansible target" in str(caught.value)
+    notes: list[str] = []
+    assert render(config, ["postfix"], {"all_targets": True}, notes) == []
+    assert "fleet group 'web'" in notes[0] and "vault_o365_refresh" in notes[0]
+
+
+def test_oauth2_relays_that_would_share_a_transport_are_refused(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_O365_SECRET", CLIENT_SECRET)
+    (tmp_path / "o365.refresh").write_text(REFRESH_TOKEN + "\n")
+    relay = ("    provider: office365\n    username: app@corp.example\n    auth: oauth2\n"
+             "    oauth2: {client_id: c, refresh_token: {file: o365.refresh}}\n")
+    text = ("version: 1\nrelays:\n  o-365:\n" + relay + "  o.365:\n" + relay
+            + "fleet:\n  web:\n    relay: o-365\n    sender_relays: {a@example.com: o.365}\n")
+    with pytest.raises(RenderError, match="'o-365' and 'o.365' would share one Postfix transport"):
+        files(load(tmp_path, text))
+
+
+def test_oauth2_script_is_stdlib_only() -> None:
+    # -I -S: no site-packages, no user site; the host has no smtpconf and no third-party modules.
+    done = subprocess.run([sys.executable, "-I", "-S", str(ROOT / "roles/smtp_relay/files/smtpconf-oauth2")],
+                          capture_output=True, text=True)
+    assert done.returncode == 64 and "refresh" in done.stderr and "deliver" in done.stderr
