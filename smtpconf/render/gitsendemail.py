@@ -46,7 +46,7 @@ def _data(ctx: RenderContext, account: Account) -> dict[str, Any]:
         "username": smtp.username,
         "from_mailbox": mailbox(account.name, address_ascii(account.email)),
         "credential_url": f"smtp://{url_userinfo(smtp.username)}@{smtp.host}:{smtp.port}",
-        "from_address": address_ascii(account.email),
+        "from_address": address_ascii(account.email) if smtp.oauth2 else None,  # msmtp's envelope sender
         "password": (token_source(ctx.config, account, "msmtp", "each time git send-email sends") if smtp.oauth2
                      else password_source(account, "git send-email", when)),
         "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # msmtp's names: xoauth2, oauthbearer
