@@ -5,6 +5,10 @@ The accounts cover: STARTTLS (Gmail, 587) and implicit TLS (163.com, 465); a Chi
 IDN hosts and domains; a username full of characters each format quotes differently; a command
 secret with quotes, a ``#``, a backtick and a backslash; a vault secret (no password line); a
 relay's private CA; a plaintext lab server without a password.
+
+``oauth2_out`` renders a second file, OAuth2 logins beside password ones (a relay's login used by
+an account, XOAUTH2 and OAUTHBEARER, IMAP and POP, a vault refresh token), from a directory whose
+name every format must quote, with a canary refresh token and client secret.
 """
 
 from __future__ import annotations
