@@ -69,7 +69,7 @@ def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
 
 # The rule families, in the order of docs/rules.md and `lint --list-rules` (stage-emitted ids first).
 FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "oauth2", "fleet", "postfix",
-            "live")
+            "site", "live")
 
 
 def all_rules() -> dict[str, Rule]:

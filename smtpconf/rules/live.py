@@ -92,7 +92,32 @@ Authenticate email), or remove the selector from the file.
 """),
     "mta-sts-invalid": ("warning", """
 The MTA-STS (`_mta-sts.DOMAIN`, RFC 8461) or TLS-RPT (`_smtp._tls.DOMAIN`, RFC 8460) TXT record is
-present but malformed: wrong version tag, a missing `id=`, or a missing `rua=`.
+present but malformed: wrong version tag, a missing `id=`, or a missing `rua=`; or the policy
+served at `https://mta-sts.DOMAIN/.well-known/mta-sts.txt` does not parse, or its `mx` lines do
+not cover every MX record of the domain.
+
+Senders that find a broken policy ignore it; in `enforce` mode, an MX host the `mx` lines do not
+match gets no mail from them at all. Publish what `smtpconf render --only site,dns` writes, with
+`mta_sts.mx` listing every MX host (or a `*.` pattern for them).
+"""),
+    "discovery-drift": ("error", """
+What the discovery site of a domain with `site:` serves differs from what the file renders: the
+Thunderbird file, the Autodiscover answer, an Apple profile, the MTA-STS policy or a setup page.
+
+The message names the URL and the first setting that differs (a server's host, port or security,
+the user name), or says the bytes differ. After a migration this is the common failure: clients
+keep finding the old servers. Render the `site` target again and publish it
+(README: "Publishing the discovery site").
+"""),
+    "discovery-unreachable": ("error", """
+A URL of the discovery site of a domain with `site:` could not be fetched over HTTPS: the name
+does not resolve, the connection is refused or times out, the certificate is not trusted or not
+valid for the name, or the server answers with an error status.
+
+The message gives the URL and why. Mail clients try these URLs when someone adds an account, and
+then fall back to guessing. Check the DNS names (`autoconfig.`, `autodiscover.`, `mta-sts.` of the
+domain), the certificate (one for all these names), and that nginx loaded `nginx/DOMAIN.conf`.
+`--ca-file` trusts a private CA for this check.
 """),
     "probe-unreachable": ("error", """
 The endpoint refused the connection or could not be reached (connection refused, no route).
