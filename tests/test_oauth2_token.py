@@ -5,9 +5,11 @@ message that never carries a token or a secret."""
 from __future__ import annotations
 
 import socket
+import ssl
 import stat
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +20,8 @@ from smtpconf.model import Login
 from smtpconf.oauth2 import InvalidGrant, OAuth2Error, access_token
 from smtpconf.oauth2.cache import Entry, cache_dir
 from tests.support.idp import IdentityProvider
-from tests.support.oauth_fixtures import CLIENT_ID, OAUTH_USER, idp  # noqa: F401  (fixture)
+from tests.support.oauth_fixtures import CLIENT_ID, OAUTH_USER, idp, test_ca  # noqa: F401  (fixtures)
+from tests.support.smtpserver import TestCA
 
 SECRET = "client-s3cret-CANARY"
 
@@ -353,3 +356,52 @@ def test_an_empty_refresh_token_file_says_to_log_in(tmp_path: Path, idp: Identit
     with pytest.raises(OAuth2Error, match=r"is empty; run: smtpconf oauth2 login"):
         access_token(login_of(write_config(tmp_path, idp)), tmp_path, timeout=10)
     assert idp.requests == []
+
+
+class TLSTokenEndpoint:
+    """An HTTPS token endpoint (certificate from the session test CA) that answers every refresh
+    with the same tokens: the https:// path of the client, certificate checks included."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = b'{"access_token": "tls-access", "token_type": "Bearer", "expires_in": 3600}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://localhost:{self.server.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def tls_endpoint(test_ca: TestCA) -> Iterator[TLSTokenEndpoint]:
+    endpoint = TLSTokenEndpoint(test_ca.issue(["localhost"]))
+    yield endpoint
+    endpoint.close()
+
+
+def test_https_endpoints_are_verified_against_the_system_trust(tmp_path: Path, idp: IdentityProvider,
+                                                               tls_endpoint: TLSTokenEndpoint, test_ca: TestCA,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_file(tmp_path, idp)
+    config = write_config(tmp_path, idp)
+    config.write_text(config.read_text().replace(idp.token_url, tls_endpoint.url))
+    login = login_of(config)
+    with pytest.raises(OAuth2Error, match=r"https://localhost:\d+/token: TLS certificate not trusted"):
+        access_token(login, tmp_path, timeout=10)
+    monkeypatch.setenv("SSL_CERT_FILE", str(test_ca.ca_pem_path))  # OpenSSL's default trust, as a system CA
+    assert access_token(login, tmp_path, timeout=10) == "tls-access"
