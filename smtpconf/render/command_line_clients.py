@@ -17,6 +17,8 @@ owner), and the client file names the account it is for.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 from smtpconf.model import Account, Config, to_ascii_host
@@ -50,14 +52,23 @@ def password_source(account: Account, client: str, when: str) -> PasswordSource:
 _UNWRITABLE_IN_COMMAND = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
+@lru_cache(maxsize=16)
+def _quoted_source(path: Path) -> str | None:
+    """The smtpconf file's absolute path as one shell word; None when no client file can hold it.
+    Once per file, not per account (resolving is a system call)."""
+    absolute = str(path.resolve())
+    return None if _UNWRITABLE_IN_COMMAND.search(absolute) else shell(absolute)
+
+
 def token_command(config: Config, account: Account) -> str:
     """The shell command that prints an access token for ``account``'s OAuth2 login. A ValueError
     (the render refuses) when the smtpconf file's path cannot be written in one."""
-    path = str(config.doc.path.resolve())
-    if _UNWRITABLE_IN_COMMAND.search(path):
-        raise ValueError(f"the smtpconf file's path {path!r} holds a control character or is not UTF-8, and the "
-                         f"token command of {account.email} must name it; move the file to a plain path")
-    return f"smtpconf oauth2 token {shell(path)} --account {shell(account.email)}"
+    source = _quoted_source(config.doc.path.absolute())  # absolute: a cached relative path outlives a chdir
+    if source is None:
+        raise ValueError(f"the smtpconf file's path {str(config.doc.path.resolve())!r} holds a control character "
+                         f"or is not UTF-8, and the token command of {account.email} must name it; move the file "
+                         f"to a plain path")
+    return f"smtpconf oauth2 token {source} --account {shell(account.email)}"
 
 
 def token_source(config: Config, account: Account, client: str, when: str) -> PasswordSource:
