@@ -235,4 +235,5 @@ def _clean(text: str, scrub: tuple[str | None, ...], limit: int) -> str:
     for secret in scrub:
         if secret:
             text = text.replace(secret, "…")
-    return printable(text, limit)
+    # Microsoft's descriptions run over lines ("AADSTS70008: ...\r\nTrace ID: ..."): one line.
+    return printable(" ".join(text.split()), limit)
