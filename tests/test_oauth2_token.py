@@ -405,3 +405,18 @@ def test_https_endpoints_are_verified_against_the_system_trust(tmp_path: Path, i
         access_token(login, tmp_path, timeout=10)
     monkeypatch.setenv("SSL_CERT_FILE", str(test_ca.ca_pem_path))  # OpenSSL's default trust, as a system CA
     assert access_token(login, tmp_path, timeout=10) == "tls-access"
+
+
+def test_without_a_usable_cache_the_token_still_comes_with_a_warning(tmp_path: Path, idp: IdentityProvider,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    path, _ = seed_file(tmp_path, idp)
+    token = access_token(login_of(write_config(tmp_path, idp)), tmp_path, timeout=10)
+    assert idp.valid_access_token(token) == OAUTH_USER
+    assert idp.refresh_token_valid(path.read_text().strip())  # the rotation was still written back
+    err = capsys.readouterr().err
+    assert "warning: refreshing without a lock" in err and "warning: access token not cached" in err
+    assert token not in err

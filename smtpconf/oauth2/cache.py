@@ -235,20 +235,25 @@ def write_private(path: Path, text: str, *, durable: bool = True) -> None:
 
 class Lock:
     """An exclusive lock per refresh-token source, so that two msmtp processes do not both spend
-    one refresh token (a strict provider kills it at the first use). Waiting is bounded."""
+    one refresh token (a strict provider kills it at the first use). Waiting is bounded. Where
+    the cache directory cannot be made (a read-only home), the refresh goes ahead unlocked and
+    ``skipped`` says why: one process at a time still works."""
 
     def __init__(self, name: str, wait: float) -> None:
-        self.path = private_dir(cache_dir()) / f"{name}.lock"
+        self.name = name
         self.wait = wait
+        self.skipped: str | None = None
         self._handle: IO[bytes] | None = None
 
     def __enter__(self) -> Lock:
         import fcntl
 
         try:
-            self._handle = open(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+b")
-        except OSError as exc:
-            raise OAuth2Error(f"lock file {shown(self.path)}: {exc.strerror or exc}") from None
+            path = private_dir(cache_dir()) / f"{self.name}.lock"
+            self._handle = open(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+b")
+        except (OSError, OAuth2Error) as exc:
+            self.skipped = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return self
         give_up = time.monotonic() + self.wait
         for pause in _pauses():
             try:
@@ -258,7 +263,7 @@ class Lock:
                 if time.monotonic() + pause > give_up:
                     self._handle.close()
                     raise OAuth2Error(f"another smtpconf is refreshing this token and did not finish within "
-                                      f"{self.wait:g}s (--timeout); lock {shown(self.path)}") from None
+                                      f"{self.wait:g}s (--timeout); lock {shown(path)}") from None
                 time.sleep(pause)
         raise AssertionError("unreachable")
 

@@ -91,7 +91,9 @@ def access_token(login: Login, base_dir: Path, *, timeout: float, login_command:
     from smtpconf.oauth2.http import Deadline
 
     deadline = Deadline(timeout)
-    with cache.Lock(lock_name(source, base_dir), deadline.remaining()):
+    with cache.Lock(lock_name(source, base_dir), deadline.remaining()) as lock:
+        if lock.skipped:
+            print(f"smtpconf: warning: refreshing without a lock ({lock.skipped})", file=sys.stderr)
         entry = cache.read(key)  # another process may have refreshed while we waited
         if entry is not None and entry.fresh(time.time()):
             return entry.access_token or ""
@@ -106,8 +108,8 @@ def _refresh(login: Login, oauth2: OAuth2, base_dir: Path, key: cache.Key, entry
 
     source = oauth2.refresh_token
     assert source is not None and oauth2.client_id and oauth2.token_url
-    configured = resolve(source, base_dir, timeout=max(deadline.left("reading the refresh token"), 0.001))
-    if not configured.strip():
+    configured = resolve(source, base_dir, timeout=max(deadline.left("reading the refresh token"), 0.001)).strip()
+    if not configured:
         raise OAuth2Error(f"{describe(login)}: the refresh token ({source.describe()}) is empty; run: {login_command}")
     rotated = entry.rotated_for(configured) if entry is not None and source.kind != "file" else None
     refresh_token = rotated or configured
