@@ -4,6 +4,7 @@ message that never carries a token or a secret."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import stat
@@ -420,3 +421,104 @@ def test_without_a_usable_cache_the_token_still_comes_with_a_warning(tmp_path: P
     err = capsys.readouterr().err
     assert "warning: refreshing without a lock" in err and "warning: access token not cached" in err
     assert token not in err
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on loopback that sends every tunnel to ``upstream`` (so the target's
+    name needs no DNS here), optionally demanding ``Proxy-Authorization``. ``connects`` records
+    the request lines and authorization headers it saw."""
+
+    def __init__(self, upstream: int, authorization: str | None = None) -> None:
+        self.upstream, self.authorization = upstream, authorization
+        self.connects: list[tuple[str, str | None]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(client,), daemon=True).start()
+
+    def handle(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            lines = head.decode("latin-1").split("\r\n")
+            given = next((line.split(":", 1)[1].strip() for line in lines
+                          if line.lower().startswith("proxy-authorization:")), None)
+            self.connects.append((lines[0], given))
+            if self.authorization is not None and given != self.authorization:
+                client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                return
+            with socket.create_connection(("127.0.0.1", self.upstream)) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                pump = threading.Thread(target=self.pump, args=(upstream, client), daemon=True)
+                pump.start()
+                self.pump(client, upstream)
+                pump.join(5)
+
+    @staticmethod
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_https_goes_through_https_proxy_with_its_credentials_never_shown(
+        tmp_path: Path, idp: IdentityProvider, test_ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint = TLSTokenEndpoint(test_ca.issue(["idp.corp.example"]))
+    port = int(endpoint.url.rsplit(":", 1)[1].split("/")[0])
+    proxy = ConnectProxy(port, authorization="Basic " + base64.b64encode(b"proxyuser:pw-CANARY").decode())
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(test_ca.ca_pem_path))
+        seed_file(tmp_path, idp)
+        config = write_config(tmp_path, idp)
+        config.write_text(config.read_text().replace(idp.token_url, f"https://idp.corp.example:{port}/token"))
+        login = login_of(config)
+
+        monkeypatch.setenv("https_proxy", proxy.url.replace("http://", "http://proxyuser:wrong-CANARY@"))
+        with pytest.raises(OAuth2Error) as refused:
+            access_token(login, tmp_path, timeout=10)
+        assert "refused the tunnel to https://idp.corp.example" in str(refused.value)
+        assert "407 Proxy Authentication Required" in str(refused.value) and "CANARY" not in str(refused.value)
+
+        monkeypatch.setenv("https_proxy", proxy.url.replace("http://", "http://proxyuser:pw-CANARY@"))
+        assert access_token(login, tmp_path, timeout=10) == "tls-access"
+        assert proxy.connects[-1][0] == f"CONNECT idp.corp.example:{port} HTTP/1.1"
+
+    finally:
+        proxy.close()
+        endpoint.close()
+
+
+def test_no_proxy_and_the_proxy_url_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smtpconf.oauth2.proxy import Proxy, proxy_for
+
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("https_proxy", "proxy.corp.example:3128")
+    monkeypatch.setenv("no_proxy", "localhost, .internal.example,login.example")
+    assert proxy_for("login.microsoftonline.com") == Proxy("proxy.corp.example", 3128, None)
+    assert proxy_for("idp.internal.example") is None and proxy_for("internal.example") is None
+    assert proxy_for("login.example") is None and proxy_for("sub.login.example") is None
+    assert proxy_for("notlogin.example") is not None
+    monkeypatch.setenv("no_proxy", "*")
+    assert proxy_for("oauth2.googleapis.com") is None
+    monkeypatch.setenv("https_proxy", "socks5://proxy.corp.example:1080")
+    monkeypatch.setenv("no_proxy", "")
+    with pytest.raises(OAuth2Error, match=r"only http://HOST:PORT proxies are supported"):
+        proxy_for("oauth2.googleapis.com")

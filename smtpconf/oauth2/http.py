@@ -7,7 +7,7 @@ call. The reply is capped at ``MAX_REPLY`` bytes.
 
 Plain ``http://`` is allowed to loopback addresses only (a local test identity provider): a
 refresh token or authorization code sent in the clear is a credential anyone on the path can use.
-No HTTP proxy is used.
+``https_proxy`` is honoured (``smtpconf.oauth2.proxy``), except for loopback hosts.
 """
 
 from __future__ import annotations
@@ -103,8 +103,20 @@ def post_form(url: str, form: dict[str, str], *, deadline: Deadline, scrub: tupl
     timer.daemon = True
     timer.start()
     try:
-        sock = _connect(host, port, deadline, where)
-        holder.append(sock)
+        proxy = None
+        if parts.scheme == "https" and not _loopback(host):
+            from smtpconf.oauth2.proxy import proxy_for
+
+            proxy = proxy_for(host)
+        if proxy is None:
+            sock = _connect(host, port, deadline, where)
+            holder.append(sock)
+        else:
+            from smtpconf.oauth2.proxy import tunnel
+
+            sock = _connect(proxy.host, proxy.port, deadline, f"the proxy {proxy.name} (https_proxy)")
+            holder.append(sock)
+            tunnel(sock, host, port, proxy, deadline, where)
         if parts.scheme == "https":
             sock.settimeout(deadline.left(f"TLS with {where}"))
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
