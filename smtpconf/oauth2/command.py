@@ -33,6 +33,9 @@ EXIT_OK, EXIT_REFUSED = 0, 1
 
 # The rules whose errors make a login's token unobtainable or unsafe to use.
 _LOGIN_RULES = ("inline-secret", "oauth2-incomplete", "oauth2-plaintext")
+# A login is how a missing refresh token gets one (with --out): it checks client_id and
+# token_url itself.
+_LOGIN_COMMAND_RULES = ("inline-secret", "oauth2-plaintext")
 
 
 class Chosen:
@@ -99,13 +102,13 @@ def _index(args: argparse.Namespace) -> Key | None:
 def run_login(args: argparse.Namespace) -> int:
     from smtpconf.oauth2.flows import login
 
-    chosen = choose(args)
+    chosen = choose(args, _LOGIN_COMMAND_RULES)
     login(chosen.login, chosen.config.doc.path.parent, what=chosen.what, device=args.device,
           out=Path(args.out) if args.out else None, timeout=args.timeout, browser=not args.no_browser)
     return EXIT_OK
 
 
-def choose(args: argparse.Namespace) -> Chosen:
+def choose(args: argparse.Namespace, rules: tuple[str, ...] = _LOGIN_RULES) -> Chosen:
     config = load_for_login(Path(args.file), args.file)
     if args.relay is not None:
         relay = config.relays.get(args.relay)
@@ -123,7 +126,7 @@ def choose(args: argparse.Namespace) -> Chosen:
     if login.auth != "oauth2":
         raise UsageError(f"{what} logs in with {'a password' if login.auth == 'password' else 'no AUTH'}, not "
                          "OAuth2 (auth: oauth2 in its entry)")
-    _refuse_login_errors(config, args.file, paths)
+    _refuse_login_errors(config, args.file, paths, rules)
     return Chosen(config, login, what, f"smtpconf oauth2 login {_shell(args.file)} {who}")
 
 
@@ -157,14 +160,15 @@ def load_for_login(path: Path, file: str) -> Config:
     return build(doc)
 
 
-def _refuse_login_errors(config: Config, file: str, paths: list[tuple[str | int, ...]]) -> None:
+def _refuse_login_errors(config: Config, file: str, paths: list[tuple[str | int, ...]],
+                         rules: tuple[str, ...]) -> None:
     import smtpconf.rules.oauth2  # noqa: F401  (importing a family registers its rules)
     import smtpconf.rules.secrets  # noqa: F401
     from smtpconf.rules import REGISTRY
 
     doc = config.doc
     findings = []
-    for rule_id in _LOGIN_RULES:
+    for rule_id in rules:
         rule = REGISTRY[rule_id]
         assert rule.check is not None
         for hit in rule.check(config):

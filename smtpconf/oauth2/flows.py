@@ -90,9 +90,12 @@ def _target(oauth2: OAuth2, base_dir: Path, out: Path | None, what: str) -> Path
     elif oauth2.refresh_token is not None and oauth2.refresh_token.kind == "file":
         path = secret_path(oauth2.refresh_token, base_dir)
     else:
-        kind = f"{{{oauth2.refresh_token.kind}:}}" if oauth2.refresh_token is not None else "not set"
-        raise UsageError(f"{what}: its refresh_token is {kind}, not a {{file:}} smtpconf can write: give --out PATH "
-                         "(then store the token where the file says), or make it refresh_token: {file: PATH}")
+        if oauth2.refresh_token is None:
+            raise UsageError(f"{what} has no refresh_token yet: give --out PATH, or write refresh_token: "
+                             "{file: PATH} in its oauth2 block")
+        raise UsageError(f"{what}: its refresh_token is {{{oauth2.refresh_token.kind}:}}, not a {{file:}} smtpconf "
+                         "can write: give --out PATH (then store the token where the file says), or make it "
+                         "refresh_token: {file: PATH}")
     try:
         st = path.stat()
     except OSError:

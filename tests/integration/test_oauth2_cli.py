@@ -333,3 +333,14 @@ def test_a_cached_token_imports_nothing_heavy(tmp_path: Path, idp: IdentityProvi
     full = imported_by_token(tmp_path, config)
     assert "smtpconf.model" in full and not full & heavy
     assert idp.token_grants() == ["refresh_token"]
+
+
+def test_a_login_with_no_refresh_token_yet_writes_to_out(tmp_path: Path, idp: IdentityProvider) -> None:
+    config = write_config(tmp_path, idp)
+    config.write_text(config.read_text().replace("      refresh_token: {file: refresh.token}\n", ""))
+    done = run(tmp_path, "oauth2", "login", str(config), *WHO, "--device")
+    assert done.returncode == 2 and "has no refresh_token yet: give --out PATH" in done.stderr
+    out = tmp_path / "new.token"
+    done = run(tmp_path, "oauth2", "login", str(config), *WHO, "--device", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert idp.refresh_token_valid(out.read_text().strip())
