@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--concurrency", type=int, default=50, metavar="N",
                        help="probes and queries in flight at once (default 50)")
     check.add_argument("--no-dns", action="store_true", help="skip the DNS checks of `domains`")
-    check.add_argument("--no-probe", action="store_true", help="skip the SMTP probes")
+    check.add_argument("--no-probe", action="store_true", help="skip the SMTP probes (and the discovery sites)")
+    check.add_argument("--ca-file", metavar="PEM", help="also trust this CA when fetching the discovery sites")
+    check.add_argument("--https-port", type=_positive_int, default=443, metavar="PORT",
+                       help="port of the discovery sites' HTTPS servers (default 443; for a test server)")
     check.add_argument("-q", "--quiet", action="store_true", help="text: print the findings only, not what was verified")
     check.set_defaults(func=_check)
 

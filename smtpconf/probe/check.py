@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Awaitable, NamedTuple
@@ -63,6 +64,8 @@ class LiveOptions(NamedTuple):
     concurrency: int
     dns: bool
     probe: bool
+    ca_file: str | None = None  # also trusted when fetching the discovery sites (probe/discovery.py)
+    https_port: int = 443  # of the discovery sites; another only for a test server
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LiveOptions:
@@ -70,7 +73,11 @@ class LiveOptions(NamedTuple):
             raise UsageError("--timeout must be a positive number of seconds")
         if args.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
-        return cls(args.nameserver, args.timeout, args.concurrency, not args.no_dns, not args.no_probe)
+        ca_file = getattr(args, "ca_file", None)
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise UsageError(f"--ca-file {ca_file}: no such file (a PEM file of CA certificates)")
+        return cls(args.nameserver, args.timeout, args.concurrency, not args.no_dns, not args.no_probe,
+                   ca_file, getattr(args, "https_port", 443))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +135,7 @@ def ensure_descriptors(concurrency: int) -> None:
 
 async def live_findings(results: list[FileResult], options: LiveOptions) -> tuple[list[Finding], list[Observations]]:
     # dnspython's resolver is imported here, not at start-up (STYLE: lint stays light).
+    from smtpconf.probe.discovery import SiteOptions, check_sites
     from smtpconf.probe.dns_checks import check_domains
     from smtpconf.probe.endpoints import Prober
     from smtpconf.probe.observations import DomainSeen, Observations
@@ -145,13 +153,15 @@ async def live_findings(results: list[FileResult], options: LiveOptions) -> tupl
     async def one(config_index: int) -> tuple[list[Finding], Observations]:
         config = configs[config_index]
         domains: tuple[list[LiveHit], list[DomainSeen]] = ([], [])
+        sites = asyncio.ensure_future(check_sites(config, resolver, limit, SiteOptions(
+            options.timeout, options.ca_file, options.https_port))) if options.probe else None
         endpoint_hits = asyncio.gather(prober.check(config), postfix_lookups(config, resolver))
         if options.dns:
             (probed, relays), domains = await asyncio.gather(
                 endpoint_hits, _counted(check_domains(config, resolver), len(config.domains), progress))
         else:
             probed, relays = await endpoint_hits
-        hits = probed + relays + domains[0]
+        hits = probed + relays + domains[0] + (await sites if sites is not None else [])
         rules = all_rules()
         found = [config.doc.finding(h.path, rules[h.rule].level, h.rule, h.message, key=True) for h in hits]
         seen = Observations(config.file, await endpoints_seen(config, prober, resolver), domains[1])

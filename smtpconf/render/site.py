@@ -25,7 +25,7 @@ note says so when some account logs in with another name.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 from urllib.parse import quote
 
 from smtpconf.model import Account, Config, DomainPolicy, preset_of
@@ -54,6 +54,36 @@ AUTHORIZATION_CODE = ("163", "126", "qq")
 def web_root(domain: str) -> str:
     """The directory of a domain's site inside the target: ``site/www/<domain>``."""
     return f"{TARGET}/www/{safe_name(domain)}"
+
+
+class Url(NamedTuple):
+    """Where a client asks for a file of the site."""
+
+    method: str  # GET, or POST (Outlook's Autodiscover request)
+    host: str
+    path: str
+    media_type: str
+
+    def __str__(self) -> str:
+        return f"https://{self.host}{self.path}"
+
+
+def published_urls(domain: str, path: str) -> list[Url]:
+    """The URLs that serve a file of ``site/www/<domain>/`` (``path`` relative to it), as
+    ``nginx/DOMAIN.conf`` serves them."""
+    autoconfig = f"autoconfig.{domain}"
+    if path == THUNDERBIRD_FILE:
+        return [Url("GET", autoconfig, "/" + path, "text/xml"),
+                Url("GET", domain, "/.well-known/autoconfig/" + path, "text/xml")]
+    if path == AUTODISCOVER_FILE:
+        return [Url("POST", f"autodiscover.{domain}", "/" + path, "text/xml")]
+    if path == MTA_STS_FILE:
+        return [Url("GET", f"mta-sts.{domain}", "/.well-known/mta-sts.txt", "text/plain")]
+    if path == "index.html":
+        return [Url("GET", autoconfig, "/", "text/html")]
+    if path.startswith("profiles/"):
+        return [Url("GET", autoconfig, "/" + quote(path), "application/x-apple-aspen-config")]
+    return [Url("GET", autoconfig, "/" + quote(path), "text/html")]  # setup/<email>.html
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
