@@ -231,6 +231,8 @@ def test_advice_for_refused_tokens_and_passwords() -> None:
     assert "use auth: oauth2" in (password_refused_advice(
         550, "5.7.30 Basic authentication is not supported for Client Submission.") or "")
     assert password_refused_advice(535, "5.7.8 Username and Password not accepted") is None
+    microsoft = password_refused_advice(535, "5.7.3 Authentication unsuccessful [SN4PR0601CA0001]") or ""
+    assert "SMTP AUTH is enabled for the mailbox" in microsoft and "auth: oauth2" in microsoft
 
 
 def _use(auth: str, security: str = "starttls") -> object:

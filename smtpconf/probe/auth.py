@@ -96,8 +96,14 @@ def refusal_advice(mechanism: str, code: int, reply: str, challenge: str | None,
 
 
 def password_refused_advice(code: int, reply: str) -> str | None:
-    """Advice for a refused password that only OAuth2 fixes, else None."""
+    """Advice for a password Microsoft refused, where OAuth2 is the way on; else None (the
+    provider's note says what it wants)."""
     if (code == 550 and "5.7.30" in reply) or "basic authentication is not supported" in reply.lower():
         return ("Microsoft refuses passwords here: use auth: oauth2 (Basic authentication for SMTP AUTH is "
                 "switched off for this tenant or mailbox)")
+    if code == 535 and "5.7.3" in reply.split():
+        # Microsoft's one answer to a wrong password, SMTP AUTH off for the mailbox, and Basic
+        # authentication off for the tenant (the default for existing tenants from the end of 2026).
+        return ("Microsoft refused the password: check it, that SMTP AUTH is enabled for the mailbox, and that "
+                "the tenant still allows Basic authentication for SMTP AUTH; better, log in with auth: oauth2")
     return None
