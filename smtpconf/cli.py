@@ -188,8 +188,8 @@ def _add_oauth2(commands: Any) -> None:
     for parser in (token, login):
         parser.add_argument("file", metavar="FILE")
         who = parser.add_mutually_exclusive_group(required=True)
-        who.add_argument("--account", metavar="EMAIL")
-        who.add_argument("--relay", metavar="NAME")
+        who.add_argument("--account", metavar="EMAIL", help="the account's login (its own, or its relay's)")
+        who.add_argument("--relay", metavar="NAME", help="the relay's login")
     token.add_argument("--timeout", type=_oauth2_seconds, default=20.0, metavar="SECONDS",
                        help="limit for the whole refresh, when one is needed (default 20)")
     token.set_defaults(func=_oauth2_token)
