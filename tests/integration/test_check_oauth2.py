@@ -20,7 +20,6 @@ from tests.support.smtpserver import Provider, TestCA
 pytestmark = pytest.mark.integration
 
 ZONE = "oauth.test"
-CANARY = "canary-refresh-7f3a"
 
 # relay -> (server, login in the file, expected live rule ids)
 EXPECTED: dict[str, tuple[str, str, list[str]]] = {
