@@ -34,7 +34,7 @@ from smtpconf.lint import gate, lint_path
 from smtpconf.model import Config, Endpoint, Login, SecretRef
 from smtpconf.probe.auth import oauth2_login, offered, password_login
 from smtpconf.probe.client import connect, tls_context, tls_detail
-from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, step, text, time_limit
+from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, shown, step, text, time_limit
 
 T = TypeVar("T")
 OVERTIME = 1.0  # seconds past --timeout before the session is cut off in the middle of a read
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not sender:
         raise UsageError(f"{target.what} has no address to send from: give --from ADDR")
     ep = target.endpoint
-    print(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {args.to}")
+    print(shown(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {args.to}"))
     clock = Clock(args.timeout)
     try:
         # The steps' own limits (what is left of the clock) speak first; this catches the rest.

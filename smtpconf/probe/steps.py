@@ -11,13 +11,21 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
+from smtpconf.findings import printable
+
 
 class StepFailed(Exception):
     """A step failed; its FAIL line is printed already."""
 
 
 def step(name: str, ok: bool, detail: str) -> None:
-    print(f"{'ok' if ok else 'FAIL':<4}  {name:<9}  {detail}", flush=True)
+    # Server text and values from the file are in ``detail``: nothing they hold may start another
+    # line or send escape sequences to the terminal (SPEC §11, as findings are shown).
+    print(f"{'ok' if ok else 'FAIL':<4}  {name:<9}  {shown(detail)}", flush=True)
+
+
+def shown(line: str) -> str:
+    return line if line.isprintable() else printable(line, len(line) * 6)
 
 
 def fail(name: str, detail: str) -> StepFailed:

@@ -205,3 +205,14 @@ def test_timeout_bounds_the_whole_session_not_each_read(nsd: NsdServer, tmp_path
 def test_timeout_must_be_positive_and_finite(value: str, nsd: NsdServer, tmp_path: Path) -> None:
     done = send(_plain_file(tmp_path, 2525), nsd, "--timeout", value)
     assert done.returncode == 2 and "--timeout must be a positive number" in done.stderr, done.stderr
+
+
+def test_server_text_cannot_forge_lines_or_send_escape_sequences(nsd: NsdServer, tmp_path: Path) -> None:
+    with ScriptedServer("220 evil.test \x1b]0;owned\x07\x1b[2J ESMTP\rFAIL  forged", replies={
+            "RCPT": "550 5.1.1 no\x1b[31m such user\x0bok    DATA  delivered"}) as server:
+        done = send(_plain_file(tmp_path, server.port), nsd)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\x0b" not in done.stdout
+    assert "\\x1b[2J" in done.stdout  # shown, escaped
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["ok"] * (len(lines) - 2) + ["FAIL"], done.stdout
