@@ -63,12 +63,14 @@ class Key:
         return hash((self.name, self.text))
 
 
-def key(*parts: str) -> Key:
+def key(*parts: str, stamps: tuple[str, ...] = ()) -> Key:
+    """The key of ``parts``. ``stamps`` are compared on reading but not part of the file name, so
+    a newer stamp replaces the entry instead of adding one (the index: one file per smtpconf file
+    and login, however often it is edited)."""
     import zlib  # already loaded by the interpreter's zipimport on most start-ups
 
-    text = json.dumps(parts, ensure_ascii=False)
-    raw = text.encode("utf-8")
-    return Key(f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}", text)
+    raw = json.dumps(parts, ensure_ascii=False).encode("utf-8")
+    return Key(f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}", json.dumps(parts + stamps, ensure_ascii=False))
 
 
 def sha256(text: str) -> str:

@@ -73,7 +73,7 @@ def run_token(args: argparse.Namespace) -> int:
         from smtpconf.oauth2.token import cache_key, require
 
         target = cache_key(chosen.login, require(chosen.login))
-        if target != pointed:
+        if target != pointed:  # new, or the file changed: the entry of this file and login is replaced
             try:
                 cache.write_index(index, target)
             except (OSError, FatalError):
@@ -95,8 +95,8 @@ def _index(args: argparse.Namespace) -> Key | None:
     except (OSError, ValueError):
         return None
     who = ("relay", args.relay) if args.relay is not None else ("account", args.account.lower())
-    return cache.key("index", __version__, path, str(st.st_dev), str(st.st_ino), str(st.st_size),
-                     str(st.st_mtime_ns), str(st.st_ctime_ns), *who)
+    return cache.key("index", path, *who, stamps=(__version__, str(st.st_dev), str(st.st_ino), str(st.st_size),
+                                                  str(st.st_mtime_ns), str(st.st_ctime_ns)))
 
 
 def run_login(args: argparse.Namespace) -> int:

@@ -185,6 +185,10 @@ def test_token_prints_one_line_and_the_second_call_asks_nobody(tmp_path: Path, i
     config.write_text(config.read_text() + "# a comment\n")
     edited = token(tmp_path, config)
     assert edited.stdout == done.stdout and len(idp.requests) == requests
+    config.write_text(config.read_text() + "# another\n")
+    assert token(tmp_path, config).stdout == done.stdout
+    # One access-token entry and one index entry for this file and login, however often it changes.
+    assert len(list((tmp_path / "cache" / "smtpconf" / "oauth2").glob("*.json"))) == 2
 
 
 def test_relay_login_and_an_account_using_it(tmp_path: Path, idp: IdentityProvider) -> None:
