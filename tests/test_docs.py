@@ -112,7 +112,7 @@ def _file_examples() -> Iterator[tuple[str, str]]:
                 yield f"{doc.relative_to(ROOT).as_posix()}#{number}", body
 
 
-@pytest.mark.parametrize(("where", "body"), list(_file_examples()), ids=lambda v: v if "#" in v else "")
+@pytest.mark.parametrize(("where", "body"), [pytest.param(w, b, id=w) for w, b in _file_examples()])
 def test_every_smtpconf_example_in_the_docs_lints_without_errors(where: str, body: str, tmp_path: Path) -> None:
     from smtpconf.lint import lint_path
 
