@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 
 from smtpconf.cli import main
+from smtpconf.render.site import published_urls
 from tests.support.nginx import NginxServer
 from tests.support.smtpserver import TestCA
 
@@ -35,15 +36,17 @@ def site_yaml(root: Path, cert: Path, key: Path, port: int = 587) -> str:
           - {{email: ops@example.com, name: "<script>alert(1)</script>", provider: "163", password: {{env: CODE}}}}
         domains:
           {DOMAIN}:
-            site: {{root: "{root}", certificate: "{cert}", key: "{key}"}}
+            site: {{root: '{root}', certificate: '{cert}', key: '{key}'}}
             mta_sts: {{mode: enforce, mx: [mx1.example.com, "*.mx.example.com"], max_age: 86400}}
             tls_rpt: tls-reports@example.com
         """)
 
 
 def render_site(tmp_path: Path, ca: TestCA, port: int = 587) -> Path:
-    """Render the site target; the web root in the file is the render's own www/ directory."""
-    out = tmp_path / "out"
+    """Render the site target; the web root in the file is the render's own www/ directory, in a
+    directory whose name nginx must read quoted (a space, a double quote, a semicolon)."""
+    out = tmp_path / 'out "web"; root'
+
     cert, key = ca.cert_pem_paths(NAMES)
     config = tmp_path / "smtpconf.yaml"
     config.write_text(site_yaml(out / "site" / "www" / DOMAIN, cert, key, port), encoding="utf-8")
@@ -89,6 +92,18 @@ def test_every_url_serves_the_rendered_bytes(served: tuple[Path, NginxServer], h
     assert reply.content_type.split(";")[0].strip() == media_type
     if media_type.startswith("text/"):
         assert "charset=utf-8" in reply.content_type
+
+
+def test_every_file_at_its_published_urls(served: tuple[Path, NginxServer]) -> None:
+    """Each file of the site at each URL the check fetches it from (site.published_urls)."""
+    www, web = served
+    files = sorted(str(p.relative_to(www)) for p in www.rglob("*") if p.is_file())
+    assert len(files) == 8
+    for file in files:
+        for url in published_urls(DOMAIN, file):
+            reply = web.request(url.host, url.path, url.method, OUTLOOK_REQUEST if url.method == "POST" else None)
+            assert (reply.status, reply.content_type.split(";")[0]) == (200, url.media_type), url
+            assert reply.body == (www / file).read_bytes(), url
 
 
 @pytest.mark.parametrize("host", [f"autodiscover.{DOMAIN}", DOMAIN])
