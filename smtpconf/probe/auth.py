@@ -13,7 +13,7 @@ import smtplib
 from typing import TYPE_CHECKING
 
 from smtpconf.model import preset_of
-from smtpconf.probe.sasl import authenticate, scrub
+from smtpconf.probe.sasl import authenticate, password_exchange, scrub
 from smtpconf.probe.steps import fail, lost, step, text
 
 if TYPE_CHECKING:
@@ -24,24 +24,25 @@ def password_login(client: smtplib.SMTP, target: Target, password: str) -> None:
     user = target.username or ""
     if not client.has_extn("auth"):
         raise fail("AUTH", "the server does not offer AUTH here" + provider_hint(target))
+    mechanisms = offered(client)
+    usable = [m for m in ("PLAIN", "LOGIN") if m in mechanisms]
+    if not usable:
+        oauth2 = ": use auth: oauth2" if {"XOAUTH2", "OAUTHBEARER"} & set(mechanisms) else ""
+        raise fail("AUTH", f"the server offers AUTH {' '.join(mechanisms) or 'nothing'}, no password mechanism "
+                           f"(PLAIN, LOGIN){oauth2}.{provider_hint(target)}")
     try:
-        code, reply = client.login(user, password)
-    except smtplib.SMTPAuthenticationError as exc:
-        said = text(exc.smtp_error)
-        advice = password_refused_advice(exc.smtp_code, said)
-        raise fail("AUTH", f"{exc.smtp_code} {said}: the server refused user '{user}' with the "
-                           f"password from {target.password.describe() if target.password else '?'}."
-                           + (f" {advice}" if advice else provider_hint(target))) from None
+        code, reply = password_exchange(client, usable[0], user, password)
     except (smtplib.SMTPServerDisconnected, OSError) as exc:
         raise fail("AUTH", lost(exc)) from None
     except smtplib.SMTPException as exc:
-        mechanisms = offered(client)
-        if mechanisms and not {"PLAIN", "LOGIN"} & set(mechanisms):
-            raise fail("AUTH", f"the server offers AUTH {' '.join(mechanisms)}, no password mechanism (PLAIN, "
-                               "LOGIN)" + (": use auth: oauth2" if {"XOAUTH2", "OAUTHBEARER"} & set(mechanisms)
-                                           else "") + f".{provider_hint(target)}") from None
-        raise fail("AUTH", f"{exc}{provider_hint(target)}") from None
-    step("AUTH", True, f"{code} {text(reply)} as {user}")
+        raise fail("AUTH", f"{scrub(str(exc), password)}{provider_hint(target)}") from None
+    said = scrub(text(reply), password)
+    if code != 235:
+        advice = password_refused_advice(code, said)
+        raise fail("AUTH", f"{code} {said}: the server refused user '{user}' with the "
+                           f"password from {target.password.describe() if target.password else '?'}."
+                           + (f" {advice}" if advice else provider_hint(target)))
+    step("AUTH", True, f"{code} {said} as {user}")
 
 
 def offered(client: smtplib.SMTP) -> list[str]:

@@ -1,4 +1,5 @@
-"""The OAuth2 SASL mechanisms as a client speaks them, and a refusal decoded into words.
+"""The SASL mechanisms as send-test speaks them: PLAIN and LOGIN in UTF-8, and the OAuth2 ones,
+with a refusal decoded into words.
 
 XOAUTH2 (Google's and Microsoft's): ``user=U^Aauth=Bearer T^A^A``. OAUTHBEARER (RFC 7628 §3.1):
 the GS2 header ``n,a=U,`` then ``^Ahost=H^Aport=P^Aauth=Bearer T^A^A``. Both go in the initial
@@ -42,6 +43,26 @@ def _saslname(value: str) -> str:
 
 def oauthbearer_message(user: str, host: str, port: int, token: str) -> bytes:
     return f"n,a={_saslname(user)},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def password_exchange(client: smtplib.SMTP, mechanism: str, user: str, password: str) -> tuple[int, bytes]:
+    """``AUTH PLAIN`` (RFC 4616, initial response) or ``AUTH LOGIN``, in UTF-8: smtplib's login
+    encodes the credentials as ASCII and fails on a non-ASCII password. The final reply."""
+    if mechanism == "PLAIN":
+        code, reply = client.docmd("AUTH", "PLAIN " + _b64(f"\0{user}\0{password}"))
+    else:
+        code, reply = client.docmd("AUTH", "LOGIN")
+        for value in (user, password):  # answers to "Username:" and "Password:"
+            if code != 334:
+                break
+            code, reply = client.docmd(_b64(value))
+    if code == 334:
+        code, reply = client.docmd("*")  # a server that asks for more: cancel (RFC 4954 §4)
+    return code, reply
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode("utf-8")).decode("ascii")
 
 
 class SaslResult(NamedTuple):

@@ -216,3 +216,13 @@ def test_server_text_cannot_forge_lines_or_send_escape_sequences(nsd: NsdServer,
     assert "\\x1b[2J" in done.stdout  # shown, escaped
     lines = done.stdout.splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["ok"] * (len(lines) - 2) + ["FAIL"], done.stdout
+
+
+@pytest.mark.parametrize("password", ["pässwörd 密码", "plain-ascii"])
+def test_a_non_ascii_password_logs_in_as_utf8(password: str, nsd: NsdServer, ca: TestCA, tmp_path: Path) -> None:
+    """RFC 4616: PLAIN carries UTF-8 (smtplib's login would fail encoding it as ASCII)."""
+    with Provider("starttls", users={USER: password}, ssl_context=ca.issue([HOST])) as server:
+        done = send(_file(tmp_path, server.port, "starttls", ca), nsd, password=password)
+        assert done.returncode == 0, done.stdout + done.stderr
+        (message,) = server.wait_for_messages(1)
+    assert message.auth_user == USER and password not in done.stdout + done.stderr
