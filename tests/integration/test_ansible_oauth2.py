@@ -249,3 +249,29 @@ def test_a_new_vault_value_replaces_the_hosts_token(deployment: Deployment, appl
     assert deployment.host_token("refresh") == rotated
     for token in (new, rotated, deployment.host_token("access"), deployment.vault_token):
         assert token not in third.output + fourth.output
+
+
+def test_oauth2_relay_leaving_the_group_leaves_nothing_behind(deployment: Deployment, applied: Applied) -> None:
+    """Last: the group goes back to its password relay alone. The OAuth2 relay's transport,
+    msmtp settings, refresher entry, tokens (a refresh token is a credential) and schedule go."""
+    pf = deployment.postfix
+    text = deployment.source.read_text()
+    text = text.replace("    relay: o365\n", "    relay: billing\n").replace(f"      {BILLING}: billing\n", "")
+    deployment.source.write_text(text.replace("    sender_relays:\n", "    sender_relays: {}\n"))
+    assert smtpconf_main(["render", str(deployment.source), "-o", str(deployment.work / "out"), "--only",
+                          "ansible"]) == 0
+    result = deployment.apply("-v")
+    assert result.recap()["changed"] > 0
+    map_dir = pf.config_dir / "smtpconf"
+    assert not list(map_dir.glob("oauth2-*")) and not list(map_dir.glob("msmtp-*"))
+    assert sorted(p.name for p in deployment.oauth2_dir.iterdir()) == []
+    assert not Path(deployment.host_vars["smtp_relay_oauth2_cron_file"]).exists()
+    assert "smtpconf_oauth2" not in pf.master_cf.read_text()
+    assert pf.get("default_transport") == "smtp"
+    assert "smtpconf_oauth2_o365_destination_recipient_limit" not in pf.postconf_n()
+    before = len(deployment.billing.messages)
+    pf.inject("app@example.test", "ops@example.org")
+    received = deployment.billing.wait_for_messages(before + 1, timeout=30)[before]
+    assert (received.mail_from, received.auth_user) == ("app@example.test", BILLING_USER)
+    again = deployment.apply()
+    assert again.recap()["changed"] == 0, again.output
