@@ -4,7 +4,12 @@ The schema file is the contract (editors and check-jsonschema read it too). This
 JSON Schema 2020-12 keywords that file uses into small closures, because importing and running
 python-jsonschema costs more than the rest of ``smtpconf lint`` together (it runs on every commit).
 A keyword this compiler does not know is an error when the schema is compiled, so the schema can
-never say more than is checked; ``tests/test_schema.py`` checks that both validators agree.
+never say more than is checked; ``tests/test_schema.py`` checks that both validators agree, and
+``tests/test_conformance_jsonschema.py`` runs every group of the official JSON Schema 2020-12 test
+suite whose keywords it knows.
+
+Values compare as JSON values: ``1.0`` is the integer 1 (and equals ``1`` in ``const``, ``enum``
+and ``uniqueItems``), while ``true`` is never the number 1, at any depth.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from smtpconf.load import JsonPath
 from smtpconf.resources import resource_path
 
 SCHEMA_PATH = resource_path("schemas", "smtpconf.schema.json")
+_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _ANNOTATIONS = {"$schema", "$id", "$comment", "$defs", "title", "description", "x-message", "default", "examples"}
 
@@ -48,10 +54,25 @@ def _root_check() -> Check:
 
 
 def validate(data: Any) -> list[SchemaError]:
+    """What is wrong with ``data``. Also the one place where a number written as ``587.0`` becomes
+    the integer 587 where the schema wants an integer (for JSON Schema it is one), so the model and
+    every stage after it hold an ``int``."""
     out: list[SchemaError] = []
     _root_check()(data, (), out)
     # dict.fromkeys: one report per problem, even when two keywords (minLength, pattern) share a message
     return list(dict.fromkeys(out))
+
+
+def validator(schema: dict[str, Any] | bool) -> Callable[[Any], list[SchemaError]]:
+    """A validator for any schema this compiler supports (ValueError names what it does not)."""
+    check = _Compiler(schema).compile(schema)
+
+    def run(data: Any) -> list[SchemaError]:
+        out: list[SchemaError] = []
+        check(data, (), out)
+        return out
+
+    return run
 
 
 def type_name(value: Any) -> str:
@@ -72,7 +93,7 @@ def type_name(value: Any) -> str:
 
 _TYPE_TEST: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "object": lambda v: isinstance(v, dict),
@@ -83,6 +104,27 @@ _TYPE_WORD = {"string": "a string", "integer": "an integer", "number": "a number
               "object": "a mapping", "array": "a list", "null": "null"}
 
 
+def _json_key(value: Any) -> Any:
+    """A hashable key under which two values are equal exactly when they are the same JSON value:
+    ``1 == 1.0``, but ``true`` is not ``1``, also inside lists and mappings."""
+    if value.__class__ is str or value is None:
+        return value
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, list):
+        return ("l",) + tuple(_json_key(item) for item in value)
+    if isinstance(value, dict):
+        return ("d", frozenset((name, _json_key(item)) for name, item in value.items()))
+    return ("?", value)
+
+
+def _integral(value: Any) -> Any:
+    """``587.0`` as the integer the schema asked for; anything else unchanged."""
+    return int(value) if value.__class__ is float and value.is_integer() else value
+
+
 def _label(path: JsonPath) -> str:
     for part in reversed(path):
         if isinstance(part, str):
@@ -91,11 +133,21 @@ def _label(path: JsonPath) -> str:
 
 
 class _Compiler:
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: dict[str, Any] | bool) -> None:
         self.root = root
         self.refs: dict[str, Check] = {}
 
-    def compile(self, schema: dict[str, Any]) -> Check:
+    def compile(self, schema: dict[str, Any] | bool) -> Check:
+        if schema is True:
+            return _accept
+        if schema is False:
+            return _refuse
+        if not isinstance(schema, dict):
+            raise ValueError(f"a schema must be a mapping or a boolean, not {type_name(schema)}")
+        if schema.get("$schema", _DIALECT) != _DIALECT:
+            raise ValueError(f"only the JSON Schema 2020-12 dialect is supported, not {schema['$schema']}")
+        if "$id" in schema and schema is not self.root:
+            raise ValueError("nested $id (a schema resource of its own) is not supported")
         unknown = set(schema) - _ANNOTATIONS - set(_KEYWORDS) - {"type"}
         if unknown:
             raise ValueError(f"schema keyword(s) not supported by smtpconf's validator: {sorted(unknown)}")
@@ -113,13 +165,34 @@ class _Compiler:
 
         return check
 
+    def resolve(self, target: str) -> Any:
+        """The subschema a local ``$ref`` (a JSON Pointer in a URI fragment) names."""
+        from urllib.parse import unquote
+
+        if target != "#" and not target.startswith("#/"):
+            raise ValueError(f"only local $ref is supported: {target}")
+        node: Any = self.root
+        for part in target[2:].split("/") if target != "#" else ():
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            try:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            except (KeyError, IndexError, ValueError, TypeError):
+                raise ValueError(f"$ref {target} names nothing in the schema") from None
+        return node
+
+    def wants_integer(self, schema: Any, depth: int = 0) -> bool:
+        """Whether a value valid against ``schema`` is always an integer (``type: integer``, an
+        integer ``const``), following ``$ref``."""
+        if not isinstance(schema, dict) or depth > 20:
+            return False
+        const = schema.get("const")
+        if schema.get("type") == "integer" or (type(const) is int):
+            return True
+        return "$ref" in schema and self.wants_integer(self.resolve(schema["$ref"]), depth + 1)
+
     def ref(self, target: str) -> Check:
         if target not in self.refs:
-            if not target.startswith("#/"):
-                raise ValueError(f"only local $ref is supported: {target}")
-            node: Any = self.root
-            for part in target[2:].split("/"):
-                node = node[part]
+            node = self.resolve(target)
             # Compile lazily through a cell so recursive definitions terminate.
             cell: list[Check] = []
             self.refs[target] = lambda v, p, o: cell[0](v, p, o)
@@ -127,8 +200,19 @@ class _Compiler:
         return self.refs[target]
 
 
+def _accept(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    pass
+
+
+def _refuse(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    out.append(SchemaError(path, f"{_label(path)}is not allowed here"))
+
+
 def _type(schema: dict[str, Any]) -> Callable[[Any, JsonPath], SchemaError | None]:
     names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    unknown = [n for n in names if n not in _TYPE_TEST]
+    if unknown:
+        raise ValueError(f"unknown type(s) {unknown}")
     tests = [_TYPE_TEST[n] for n in names]
     words = " or ".join(_TYPE_WORD[n] for n in names)
 
@@ -146,10 +230,11 @@ def _ref(c: _Compiler, s: dict[str, Any]) -> Check:
 
 def _enum(c: _Compiler, s: dict[str, Any]) -> Check:
     allowed = s["enum"]
+    keys = frozenset(_json_key(a) for a in allowed)
     words = ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed)
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
-        if not any(value == a and type(value) is type(a) for a in allowed):
+        if _json_key(value) not in keys:
             shown = f"'{printable(value)}'" if isinstance(value, str) else type_name(value)
             out.append(SchemaError(path, f"{_label(path)}expected one of {words}; got {shown}"))
 
@@ -158,9 +243,10 @@ def _enum(c: _Compiler, s: dict[str, Any]) -> Check:
 
 def _const(c: _Compiler, s: dict[str, Any]) -> Check:
     expected = s["const"]
+    key = _json_key(expected)
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
-        if not (value == expected and type(value) is type(expected)):
+        if _json_key(value) != key:
             out.append(SchemaError(path, f"{_label(path)}must be {json.dumps(expected)}"))
 
     return check
@@ -168,9 +254,13 @@ def _const(c: _Compiler, s: dict[str, Any]) -> Check:
 
 def _properties(c: _Compiler, s: dict[str, Any]) -> Check:
     props = {name: c.compile(sub) for name, sub in s["properties"].items()}
+    integers = [name for name, sub in s["properties"].items() if c.wants_integer(sub)]
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
         if isinstance(value, dict):
+            for name in integers:
+                if name in value:
+                    value[name] = _integral(value[name])
             for name, sub in props.items():
                 if name in value:
                     sub(value[name], path + (name,), out)
@@ -181,7 +271,8 @@ def _properties(c: _Compiler, s: dict[str, Any]) -> Check:
 def _additional(c: _Compiler, s: dict[str, Any]) -> Check:
     known = set(s.get("properties", ()))
     extra = s["additionalProperties"]
-    sub = c.compile(extra) if isinstance(extra, dict) else None
+    sub = c.compile(extra) if extra is not True and extra is not False else None
+    integers = c.wants_integer(extra)
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
         if not isinstance(value, dict):
@@ -190,6 +281,8 @@ def _additional(c: _Compiler, s: dict[str, Any]) -> Check:
             if name in known:
                 continue
             if sub is not None:
+                if integers:
+                    item = value[name] = _integral(item)
                 sub(item, path + (name,), out)
             elif extra is False:
                 out.append(SchemaError(path + (name,), _unknown_key(name, known), at_key=True))
@@ -231,7 +324,10 @@ def _required(c: _Compiler, s: dict[str, Any]) -> Check:
 
 
 def _pattern(c: _Compiler, s: dict[str, Any]) -> Check:
-    regex = re.compile(s["pattern"])
+    try:
+        regex = re.compile(_python_regex(s["pattern"]))
+    except re.error as exc:
+        raise ValueError(f"pattern {s['pattern']!r} is not a Python regular expression: {exc}") from None
     message = s.get("x-message", f"does not match {s['pattern']}")
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
@@ -239,6 +335,74 @@ def _pattern(c: _Compiler, s: dict[str, Any]) -> Check:
             out.append(SchemaError(path, f"{_label(path)}{message}"))
 
     return check
+
+
+# ECMA-262 (the regex dialect of JSON Schema, and of editors) where Python's differs: \d and \w
+# are ASCII, \s is its own list of white space, and $ is only the end of the text.
+_ECMA_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_ECMA_CLASS = {"d": "0-9", "w": "A-Za-z0-9_", "s": _ECMA_SPACE}
+
+
+def _python_regex(pattern: str) -> str:
+    """``pattern`` (ECMA-262) as a Python regular expression that matches the same texts."""
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            if escaped in _ECMA_CLASS:
+                out.append(f"[{_ECMA_CLASS[escaped]}]")
+            elif escaped.lower() in _ECMA_CLASS:
+                out.append(f"[^{_ECMA_CLASS[escaped.lower()]}]")
+            else:
+                out.append(char + escaped)
+            index += 2
+        elif char == "[":
+            text, index = _python_class(pattern, index)
+            out.append(text)
+        else:
+            out.append("\\Z" if char == "$" else char)
+            index += 1
+    return "".join(out)
+
+
+def _python_class(pattern: str, start: int) -> tuple[str, int]:
+    """The character class at ``pattern[start]`` (``[``) in Python's syntax, and the index after it.
+    A negated shorthand inside it (``[\\s\\S]``) cannot be written as one Python class: the class
+    becomes an alternation (or, negated, lookaheads) of classes that can."""
+    index = start + 1
+    negated = pattern[index : index + 1] == "^"
+    index += negated
+    body: list[str] = []
+    complements: list[str] = []  # the sets of \D, \W, \S written in the class
+    while index < len(pattern) and pattern[index] != "]":
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            if escaped in _ECMA_CLASS:
+                body.append(_ECMA_CLASS[escaped])
+            elif escaped.lower() in _ECMA_CLASS:
+                complements.append(_ECMA_CLASS[escaped.lower()])
+            else:
+                body.append(char + escaped)
+            index += 2
+            continue
+        body.append(char)
+        index += 1
+    if index >= len(pattern):
+        raise ValueError(f"unterminated character class in {pattern!r}")
+    index += 1  # the closing ]
+    own = "".join(body)
+    if not complements:
+        return ("[^" if negated else "[") + own + "]", index
+    if not negated and own in complements:
+        return "(?s:.)", index  # [\s\S]: any character
+    if not negated:  # one of: the class's own characters, or anything outside a shorthand's set
+        return "(?:" + "|".join(([f"[{own}]"] if own else []) + [f"[^{c}]" for c in complements]) + ")", index
+    # none of the own characters, and inside every shorthand's set
+    return ((f"(?![{own}])" if own else "") + "".join(f"(?=[{c}])" for c in complements[:-1])
+            + f"[{complements[-1]}]"), index
 
 
 def _bound(keyword: str, test: Callable[[Any, Any], bool], what: str, measure: Callable[[Any], Any],
@@ -262,10 +426,13 @@ def _is_number(v: Any) -> bool:
 
 def _items(c: _Compiler, s: dict[str, Any]) -> Check:
     sub = c.compile(s["items"])
+    integers = c.wants_integer(s["items"])
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
         if isinstance(value, list):
             for index, item in enumerate(value):
+                if integers:
+                    item = value[index] = _integral(item)
                 sub(item, path + (index,), out)
 
     return check
@@ -274,11 +441,12 @@ def _items(c: _Compiler, s: dict[str, Any]) -> Check:
 def _unique(c: _Compiler, s: dict[str, Any]) -> Check:
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
         if s["uniqueItems"] and isinstance(value, list):
-            seen: list[Any] = []
+            seen: set[Any] = set()
             for index, item in enumerate(value):
-                if item in seen:
+                key = _json_key(item)
+                if key in seen:
                     out.append(SchemaError(path + (index,), f"{_label(path)}lists the same item twice"))
-                seen.append(item)
+                seen.add(key)
 
     return check
 
@@ -298,7 +466,7 @@ def _any_of(c: _Compiler, s: dict[str, Any]) -> Check:
         # Report the branch meant for this kind of value (a mapping-shaped secret's own errors, say),
         # or the schema's own message when no branch or several fit.
         typed = [errors for (sub, _), errors in zip(branches, results)
-                 if "type" in sub and _TYPE_TEST[sub["type"]](value)]
+                 if isinstance(sub, dict) and isinstance(sub.get("type"), str) and _TYPE_TEST[sub["type"]](value)]
         if len(typed) == 1:
             out.extend(typed[0])
         else:
