@@ -160,3 +160,11 @@ def test_docs_commands_md_lists_every_render_target() -> None:
     text = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
     missing = [name for name in TARGETS if f"\n| `{name}` |" not in text]
     assert not missing, f"docs/commands.md's render table lacks {missing}"
+
+
+def test_the_readme_quick_start_is_the_two_scripts() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    (_, block), = FENCE.findall(section)
+    assert [line.split("#")[0].strip() for line in block.splitlines()] == [
+        "bash scripts/example.sh", "bash scripts/test.sh"]
