@@ -86,22 +86,25 @@ class _AliasLimit(Exception):
 
 
 def read_text(path: Path, file: str) -> tuple[str | None, list[Finding]]:
-    """Read ``path`` as UTF-8 text, or explain at which byte it is not."""
+    """Read ``path`` as UTF-8 text, or explain at which byte it is not. It must be a regular file,
+    and is read up to MAX_BYTES by reading (``/dev/zero`` and FIFOs report no size)."""
+    from smtpconf.files import NotReadable, TooLarge, read_regular
+
+    name = printable(file, 4096)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            return None, [
-                Finding(file, 1, 1, "error", "yaml-syntax",
-                        f"file is {size / 2**20:.1f} MiB; smtpconf reads files up to "
-                        f"{MAX_BYTES // 2**20} MiB — split it or check that this is the right file")
-            ]
-        raw = path.read_bytes()
+        raw = read_regular(path, MAX_BYTES)
     except IsADirectoryError:
-        raise FatalError(f"{file}: is a directory, expected a YAML file") from None
+        raise FatalError(f"{name}: is a directory, expected a YAML file") from None
     except FileNotFoundError:
-        raise FatalError(f"{file}: no such file") from None
-    except OSError as exc:
-        raise FatalError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        raise FatalError(f"{name}: no such file") from None
+    except TooLarge:
+        return None, [
+            Finding(file, 1, 1, "error", "yaml-syntax",
+                    f"file is larger than {MAX_BYTES // 2**20} MiB, the most smtpconf reads — split it or "
+                    "check that this is the right file")
+        ]
+    except NotReadable as exc:
+        raise FatalError(f"{name}: {exc}") from None
     nul = raw.find(b"\0")
     if nul >= 0:
         line, col = _byte_position(raw, nul)

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
 
     targets = parse_only(args.only)
     path = Path(args.file)
-    if not path.is_file():
+    if not path.exists():  # anything else (a FIFO, a device) is refused, with what it is, by load
         raise FatalError(f"{args.file}: no such file")
     result = lint_path(path, args.file)
     # Findings go to stderr, so that `--format json` prints only the manifest on stdout.

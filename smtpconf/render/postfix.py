@@ -9,7 +9,6 @@ secrets ``sasl_passwd`` needs; the templates decide every byte.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from smtpconf.errors import RenderError
@@ -343,15 +342,12 @@ def _unusable(password: str) -> str | None:
 
 
 def _read_ca(relay: Relay) -> str:
-    path = Path(relay.endpoint.ca_file or "")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RenderError(f"relay '{relay.name}': cannot read ca_file {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        raise RenderError(f"relay '{relay.name}': ca_file {path} holds no PEM certificate")
-    return text
+    from smtpconf.files import NotReadable, read_ca_file
+
+    try:  # a regular file, bounded, with a PEM certificate (the lint rule ca-file-missing says the same)
+        return read_ca_file(relay.endpoint.ca_file or "")
+    except NotReadable as exc:
+        raise RenderError(f"relay '{relay.name}': ca_file {relay.endpoint.ca_file} {exc}") from None
 
 
 @lru_cache(maxsize=1)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
+from smtpconf.files import NotReadable, read_ca_file
+from smtpconf.findings import printable
 from smtpconf.model import Config, endpoint_uses
 from smtpconf.rules import Hit, rule
 
@@ -65,11 +66,13 @@ def port_25_submission(config: Config) -> Iterator[Hit]:
 
 @rule("ca-file-missing", "error")
 def ca_file_missing(config: Config) -> Iterator[Hit]:
-    """A `ca_file` does not exist or cannot be read.
+    """A `ca_file` does not exist, cannot be read, or is no PEM certificate file.
 
     `ca_file` names the CA certificate (PEM) used to verify a private relay's certificate; relative
     paths are relative to the smtpconf file. Without it, clients and Postfix refuse the server (or,
-    worse, someone turns verification off). Fix the path or add the file.
+    worse, someone turns verification off). It must be a regular file (not a directory, a device
+    or a FIFO) of at most 16 MiB holding at least one `-----BEGIN CERTIFICATE-----` block. Fix the
+    path or add the file.
     """
     seen: set[tuple[object, ...]] = set()
     for use in endpoint_uses(config):
@@ -77,6 +80,7 @@ def ca_file_missing(config: Config) -> Iterator[Hit]:
         if ca_file is None or "ca_file" not in use.endpoint.explicit or use.endpoint.path in seen:
             continue
         seen.add(use.endpoint.path)
-        if not os.access(ca_file, os.R_OK):
-            yield Hit(use.endpoint.path + ("ca_file",), f"{use.what}: ca_file {ca_file} does not exist or "
-                                                          "is not readable")
+        try:
+            read_ca_file(ca_file)
+        except NotReadable as exc:
+            yield Hit(use.endpoint.path + ("ca_file",), f"{use.what}: ca_file {printable(ca_file)} {exc}")
