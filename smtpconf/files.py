@@ -60,7 +60,8 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # swapped for something else since the stat above
             raise NotReadable(f"is {kind(mode)}, not a regular file")
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while size <= limit:
             chunk = os.read(fd, min(limit + 1 - size, 1 * MIB))
             if not chunk:
