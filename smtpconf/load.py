@@ -232,6 +232,10 @@ def _parse_ignores(text: str) -> dict[int, frozenset[str]]:
     return ignores
 
 
+def _shown_tag(tag: str) -> str:
+    return printable("!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag)
+
+
 class _Walker:
     """Turns composed nodes into data, recording positions and YAML-level findings."""
 
@@ -253,6 +257,10 @@ class _Walker:
         self.doc.positions[path] = (mark.line + 1, mark.column + 1)
         if node.__class__ is yaml.ScalarNode:
             return self._scalar(node)
+        if node.tag != _IMPLICIT_TAGS[node.__class__]:  # `!foo {...}`, `!!str [..]`, `!!set`, `!!omap`
+            self._add(node, "yaml-syntax", f"unsupported YAML tag {_shown_tag(node.tag)} on a "
+                                           f"{'list' if node.__class__ is yaml.SequenceNode else 'mapping'}: "
+                                           "smtpconf files use plain YAML lists and mappings")
         if node.__class__ is yaml.SequenceNode:
             return [self.value(child, path + (index,)) for index, child in enumerate(node.value)]
         return self._mapping(node, path, frozenset())
@@ -272,6 +280,8 @@ class _Walker:
             # Keys are names (relays, groups, domains, addresses): read them as written, so that a
             # relay called `163` or a key `no` stays the string the user typed.
             key = key_node.value
+            if key_node.tag != _PLAIN and key_node.tag != _TAG + "str":
+                self._scalar(key_node)  # only for its findings: `!foo key:`, `!!bool maybe:`
             if key in first_line:
                 self._add(key_node, "duplicate-key",
                           f"duplicate key '{printable(key)}' (first at line {first_line[key]}); YAML keeps only "
@@ -305,6 +315,8 @@ class _Walker:
         if tag == _TAG + "int":
             return self._int(node)
         if tag == _TAG + "bool":
+            if node.value.lower() not in _CONSTRUCTOR.bool_values:
+                return self._not_a(node, "boolean")
             value = _CONSTRUCTOR.construct_yaml_bool(node)
             if node.value.lower() in _TRUTHY_WORDS and node.tag == _PLAIN:
                 self._add(node, "yaml-truthy",
@@ -314,10 +326,15 @@ class _Walker:
         if tag == _TAG + "null":
             return None
         if tag == _TAG + "float":
-            return _CONSTRUCTOR.construct_yaml_float(node)
+            try:
+                return _CONSTRUCTOR.construct_yaml_float(node)
+            except ValueError:
+                return self._not_a(node, "number")
+        if tag == _TAG + "timestamp" and not _CONSTRUCTOR.timestamp_regexp.match(node.value):
+            return self._not_a(node, "timestamp")
         if tag in (_TAG + "timestamp", _TAG + "binary", _TAG + "value"):
             return node.value  # JSON has no timestamp: keep the text, and let the schema judge it
-        self._add(node, "yaml-syntax", f"unsupported YAML tag {printable(tag)}: smtpconf files use plain YAML "
+        self._add(node, "yaml-syntax", f"unsupported YAML tag {_shown_tag(tag)}: smtpconf files use plain YAML "
                                        "values")
         return node.value
 
@@ -328,7 +345,7 @@ class _Walker:
         try:
             value = _CONSTRUCTOR.construct_yaml_int(yaml.ScalarNode(_TAG + "int", node.value))
         except ValueError:
-            return node.value
+            return node.value if node.tag == _PLAIN else self._not_a(node, "integer")
         legacy = ":" in text or (len(text) > 1 and text[0] == "0" and text[1] in "01234567")
         if legacy and node.tag == _PLAIN:
             kind = "base 60" if ":" in text else "octal"
@@ -336,6 +353,12 @@ class _Walker:
                       f"'{node.value}' is read by YAML 1.1 as the {kind} number {value}; write the decimal "
                       "number you mean, or quote it")
         return value
+
+    def _not_a(self, node: yaml.ScalarNode, kind: str) -> str:
+        """An explicit tag (``!!bool foo``) on a text that is no such value: yaml.safe_load refuses it."""
+        self._add(node, "yaml-syntax", f"'{printable(node.value)}' is not a YAML {kind} ({_shown_tag(node.tag)}): "
+                                       "remove the tag, or write a value of that type")
+        return str(node.value)
 
     def _add(self, node: yaml.Node, rule: str, message: str) -> None:
         level = "warning" if rule == "yaml-truthy" else "error"
