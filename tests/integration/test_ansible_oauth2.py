@@ -251,6 +251,25 @@ def test_a_new_vault_value_replaces_the_hosts_token(deployment: Deployment, appl
         assert token not in third.output + fourth.output
 
 
+def test_undefined_refresh_token_fails_before_touching_the_host(deployment: Deployment, tmp_path: Path) -> None:
+    pf = PostfixInstance()  # never started: its directories must stay exactly as they are
+    try:
+        before = sorted(str(p) for p in pf.base_dir.rglob("*"))
+        vars_file = tmp_path / "vars.yml"
+        vars_file.write_text(yaml.safe_dump({
+            **deployment.host_vars, "smtp_relay_postfix_config_dir": str(pf.config_dir),
+            "smtp_relay_oauth2_dir": str(pf.base_dir / "oauth2"), "vault_billing_password": deployment.password}))
+        args = [ansible_run.program("ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
+                "-e", "ansible_connection=local", "-e", "ansible_become=false", "-e", f"@{vars_file}"]
+        result = ansible_run.run(args, cwd=deployment.ansible_dir, home=deployment.work / "home")
+        assert result.returncode != 0
+        assert "vault_o365_refresh" in result.output and "undefined" in result.output, result.output
+        assert deployment.password not in result.output
+        assert sorted(str(p) for p in pf.base_dir.rglob("*")) == before
+    finally:
+        pf.close()
+
+
 def test_oauth2_relay_leaving_the_group_leaves_nothing_behind(deployment: Deployment, applied: Applied) -> None:
     """Last: the group goes back to its password relay alone. The OAuth2 relay's transport,
     msmtp settings, refresher entry, tokens (a refresh token is a credential) and schedule go."""
