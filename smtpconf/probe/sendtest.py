@@ -23,6 +23,7 @@ import shlex
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, TypeVar
@@ -31,7 +32,7 @@ from urllib.parse import urlsplit
 from smtpconf.errors import UsageError
 from smtpconf.findings import printable
 from smtpconf.lint import gate, lint_path
-from smtpconf.model import Config, Endpoint, Login, SecretRef
+from smtpconf.model import Config, Endpoint, Login, SecretRef, to_ascii_host
 from smtpconf.probe.auth import oauth2_login, offered, password_login
 from smtpconf.probe.client import connect, tls_context, tls_detail
 from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, shown, step, text, time_limit
@@ -63,16 +64,18 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     target = _target(config, args)
-    sender = args.sender or target.sender
-    if not sender:
+    raw_sender = args.sender or target.sender
+    if not raw_sender:
         raise UsageError(f"{target.what} has no address to send from: give --from ADDR")
+    sender = _address(raw_sender, "--from" if args.sender else f"the address of {target.what}")
+    to = _address(args.to, "--to")
     ep = target.endpoint
-    print(shown(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {args.to}"))
+    print(shown(f"smtpconf send-test: {target.what} via {ep.host_ascii}:{ep.port} ({ep.security}) → {to.text}"))
     clock = Clock(args.timeout)
     try:
         # The steps' own limits (what is left of the clock) speak first; this catches the rest.
         with time_limit(args.timeout + OVERTIME):
-            _send(target, sender, args, config.doc.path.parent, clock)
+            _send(target, sender, to, args, config.doc.path.parent, clock)
     except StepFailed:
         return 1
     except SessionTimeout:
@@ -80,6 +83,25 @@ def run(args: argparse.Namespace) -> int:
                         "very slowly, a few bytes at a time?)")
         return 1
     return 0
+
+
+class Address(NamedTuple):
+    """An envelope address with its domain in A-labels, which every server takes; ``utf8`` when
+    the local part is not ASCII: that needs the server's SMTPUTF8 (RFC 6531)."""
+
+    text: str
+    utf8: bool
+
+
+def _address(value: str, what: str) -> Address:
+    local, at, domain = value.rpartition("@")
+    if not (at and local and domain) or any(not ch.isprintable() or ch.isspace() or ch in "<>" for ch in value):
+        raise UsageError(f"{what} '{printable(value)}' is not a mail address (LOCAL@DOMAIN)")
+    try:
+        domain = to_ascii_host(domain)
+    except UnicodeError:
+        raise UsageError(f"{what} '{printable(value)}': the domain is not a valid IDN") from None
+    return Address(f"{local}@{domain}", not local.isascii())
 
 
 def _timeout(args: argparse.Namespace) -> None:
@@ -103,7 +125,8 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
     raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
 
 
-def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path, clock: Clock) -> None:
+def _send(target: Target, sender: Address, to: Address, args: argparse.Namespace, base_dir: Path,
+          clock: Clock) -> None:
     ep = target.endpoint
     oauth2 = target.login.auth == "oauth2"
     # Refused before the secret is resolved: a `command:` secret (a password manager) must not
@@ -116,7 +139,7 @@ def _send(target: Target, sender: str, args: argparse.Namespace, base_dir: Path,
     address = _resolve(ep, args, clock)
     client = connect(ep, address, clock)
     try:
-        _dialogue(client, target, secret, sender, args)
+        _dialogue(client, target, secret, sender, to, args)
     except SessionTimeout:
         client.close()  # a QUIT would wait for the server that ran the clock out
         raise
@@ -176,7 +199,7 @@ def _resolve(ep: Endpoint, args: argparse.Namespace, clock: Clock) -> str:
     return str(answer.records[0])
 
 
-def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: str,
+def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: Address, to: Address,
               args: argparse.Namespace) -> None:
     ep = target.endpoint
     _ehlo(client)
@@ -197,16 +220,24 @@ def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: 
         oauth2_login(client, target, secret, _login_command(target, args))
     elif secret is not None:
         password_login(client, target, secret)
-    message = _message(sender, args.to, target)
-    for name, call in (("MAIL FROM", lambda: client.mail(sender)), ("RCPT TO", lambda: client.rcpt(args.to))):
+    utf8 = sender.utf8 or to.utf8
+    if utf8 and not client.has_extn("smtputf8"):
+        raise fail("MAIL FROM", f"{sender.text if sender.utf8 else to.text} has a non-ASCII local part, which needs "
+                                "SMTPUTF8 (RFC 6531), and the server does not offer it")
+    message = _message(sender.text, to.text, target)
+    options = ["SMTPUTF8"] if utf8 else []
+    for name, call in (("MAIL FROM", lambda: client.mail(sender.text, options)),
+                       ("RCPT TO", lambda: client.rcpt(to.text))):
         code, reply = _step(name, call)
         if code >= 400:
             raise fail(name, f"{code} {text(reply)}" + _why_refused(name, code, secret))
         step(name, True, f"{code} {text(reply)}")
-    code, reply = _step("DATA", lambda: client.data(message.as_bytes()))
+    # With SMTPUTF8 the headers carry the addresses in UTF-8 (RFC 6532), not as encoded words.
+    data = message.as_bytes(policy=SMTPUTF8 if utf8 else SMTP)
+    code, reply = _step("DATA", lambda: client.data(data))
     if code >= 400:
         raise fail("DATA", f"{code} {text(reply)}")
-    step("DATA", True, f"{code} {text(reply)}: delivered to the server; check {args.to}'s inbox (and spam folder)")
+    step("DATA", True, f"{code} {text(reply)}: delivered to the server; check {to.text}'s inbox (and spam folder)")
 
 
 def _step(name: str, call: Callable[[], T]) -> T:

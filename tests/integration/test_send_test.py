@@ -226,3 +226,33 @@ def test_a_non_ascii_password_logs_in_as_utf8(password: str, nsd: NsdServer, ca:
         assert done.returncode == 0, done.stdout + done.stderr
         (message,) = server.wait_for_messages(1)
     assert message.auth_user == USER and password not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("sender, smtputf8, mail_from, failed", [
+    ("dev@例子.测试", False, "FROM:<dev@xn--fsqu00a.xn--0zwm56d>", "DATA"),  # an IDN domain: A-labels
+    ("小明@例子.测试", True, "FROM:<小明@xn--fsqu00a.xn--0zwm56d> SMTPUTF8", "DATA"),
+    ("小明@例子.测试", False, None, "MAIL FROM"),  # a UTF-8 local part needs SMTPUTF8: said, not sent
+])
+def test_idn_senders(sender: str, smtputf8: bool, mail_from: str | None, failed: str, nsd: NsdServer,
+                     tmp_path: Path) -> None:
+    ehlo = "250-scripted.test\r\n250 SMTPUTF8" if smtputf8 else "250 scripted.test"
+    with ScriptedServer(replies={"EHLO": ehlo, "DATA": "554 5.6.0 not today"}) as server:
+        done = smtpconf("send-test", str(_plain_file(tmp_path, server.port)), "--relay", "lab", "--to",
+                        "ops@example.test", "--from", sender, "--nameserver", f"127.0.0.1:{nsd.port}",
+                        "--timeout", "5")
+    fails = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert done.returncode == 1 and len(fails) == 1 and fails[0].split(None, 1)[1].startswith(failed), done.stdout
+    mails = [line.split(" ", 1)[1] for line in server.received if line.upper().startswith("MAIL ")]
+    assert mails == ([mail_from] if mail_from else []), server.received
+    if mail_from is None:
+        assert "SMTPUTF8" in fails[0], fails[0]
+
+
+@pytest.mark.parametrize("to", ["ops@example.test\r\nRCPT TO:<evil@example.test>", "no-at-sign", "a b@example.test",
+                                "ops@exa mple.test", "<ops@example.test>", "ops@"])
+def test_a_bad_to_is_a_usage_error_before_anything_is_sent(to: str, nsd: NsdServer, tmp_path: Path) -> None:
+    with ScriptedServer() as server:
+        done = smtpconf("send-test", str(_plain_file(tmp_path, server.port)), "--relay", "lab", "--to", to,
+                        "--from", f"dev@{ZONE}", "--nameserver", f"127.0.0.1:{nsd.port}", "--timeout", "5")
+    assert done.returncode == 2 and "--to" in done.stderr and "not a mail address" in done.stderr, done.stderr
+    assert server.received == [] and "Traceback" not in done.stderr
