@@ -173,3 +173,14 @@ def test_microsoft_refusing_a_password_says_to_use_oauth2(tmp_path: Path, nsd: N
     failed = _failed(done)
     assert failed.split()[1] == "AUTH" and "5.7.30" in failed and "use auth: oauth2" in failed, failed
     assert "canary-pass-0451" not in done.stdout + done.stderr
+
+
+def test_an_identity_provider_that_does_not_answer_fails_at_the_token_step(
+        setup: Setup, xoauth2_provider: Provider) -> None:
+    config = setup.file(xoauth2_provider.port, "xoauth2")
+    setup.idp.stop()
+    done = setup.send(config)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert _failed(done).split()[1] == "token", done.stdout
+    assert list(xoauth2_provider.auth_attempts) == []
+    setup.assert_no_secret(done)
