@@ -222,10 +222,10 @@ def test_a_refusal_challenge_is_decoded_into_words(challenge: bytes, said: str) 
 def test_advice_for_refused_tokens_and_passwords() -> None:
     from smtpconf.probe.auth import password_refused_advice, refusal_advice
 
-    ms = refusal_advice("XOAUTH2", 535, "5.7.3 Authentication unsuccessful", None,
+    ms = refusal_advice("XOAUTH2", "5.7.3 Authentication unsuccessful", None,
                         "smtpconf oauth2 login f.yaml --relay o365", "https://outlook.office.com/SMTP.Send")
     assert "SMTP.Send" in ms and "SMTP AUTH" in ms and ms.endswith("smtpconf oauth2 login f.yaml --relay o365")
-    google = refusal_advice("XOAUTH2", 535, "5.7.8 Username and Password not accepted", "status 401, schemes bearer",
+    google = refusal_advice("XOAUTH2", "5.7.8 Username and Password not accepted", "status 401, schemes bearer",
                             "smtpconf oauth2 login f.yaml --relay g", "https://mail.google.com/")
     assert "invalid or expired" in google and "oauth2 login" in google
     assert "use auth: oauth2" in (password_refused_advice(

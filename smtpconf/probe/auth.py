@@ -69,8 +69,7 @@ def oauth2_login(client: smtplib.SMTP, target: Target, token: str, login_command
     if result.code != 235:
         said = f"; its error: {result.challenge}" if result.challenge else ""
         grant = ", ".join(s for s in oauth2.scopes if s != "offline_access") or "the mail scope"
-        advice = refusal_advice(mechanism, result.code, result.reply, result.challenge,
-                                login_command, grant)
+        advice = refusal_advice(mechanism, result.reply, result.challenge, login_command, grant)
         raise fail("AUTH", f"{result.code} {result.reply}{said}: {advice}")
     step("AUTH", True, f"{result.code} {result.reply} as {user} ({mechanism})")
 
@@ -82,13 +81,12 @@ def provider_hint(target: Target) -> str:
     return f" {preset.title}: {preset.note} ({preset.docs})"
 
 
-def refusal_advice(mechanism: str, code: int, reply: str, challenge: str | None, login_command: str,
-                   grant: str) -> str:
+def refusal_advice(mechanism: str, reply: str, challenge: str | None, login_command: str, grant: str) -> str:
     """What to do about a refused token. ``grant`` names what the application must be allowed
     (the preset's scopes)."""
     invalid = challenge is not None and ("401" in challenge or "invalid_token" in challenge)
     status = " (the token is invalid or expired)" if invalid else ""
-    if "5.7.3" in reply:
+    if "5.7.3" in reply.split():
         return (f"Microsoft refused the token{status}: is the application granted {grant}, and is SMTP AUTH "
                 f"enabled for the mailbox (Microsoft 365 admin center > user > Mail > Manage email apps)? "
                 f"If the grant changed, get a new refresh token: {login_command}")
