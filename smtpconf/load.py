@@ -40,6 +40,9 @@ Position = tuple[int, int]
 _TAG = "tag:yaml.org,2002:"
 _IGNORE = re.compile(r"#\s*smtpconf:\s*ignore\[([A-Za-z0-9_,\- ]+)\]")
 _TRUTHY_WORDS = {"yes", "no", "on", "off", "y", "n"}
+# Keys whose values are secrets: a message about their YAML never repeats the value (SPEC §11).
+_SECRET_KEYS = frozenset({"password", "refresh_token", "client_secret"})
+_SECRET_READS = {"yaml-octal": "an octal or base-60 number", "yaml-truthy": "a boolean"}
 _CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors and resolver are used
 # The base loader composes without YAML 1.1 implicit typing (every plain scalar is a string), which
 # is most of PyYAML's time; _scalar resolves only the plain scalars that can be something else.
@@ -178,7 +181,7 @@ def load_text(text: str, path: Path, file: str) -> tuple[Document | None, list[F
         return None, [Finding(file, 1, 1, "error", "yaml-syntax", str(exc).splitlines()[0])]
     except RecursionError:
         return None, [Finding(file, 1, 1, "error", "yaml-syntax", "nesting is too deep")]
-    doc = Document(file=file, path=path, data=None, ignores=_parse_ignores(text))
+    doc = Document(file=file, path=path, data=None, ignores=_parse_ignores(text, root))
     if root is None:
         return None, [Finding(file, 1, 1, "error", "schema",
                               "file is empty: start with `version: 1` (`smtpconf init` writes a starter file)")]
@@ -215,21 +218,60 @@ def _implicit_tag(value: str) -> str:
     return str(_CONSTRUCTOR.resolve(yaml.ScalarNode, value, (True, False)))
 
 
-def _parse_ignores(text: str) -> dict[int, frozenset[str]]:
+def _parse_ignores(text: str, root: yaml.Node | None) -> dict[int, frozenset[str]]:
     """``# smtpconf: ignore[rule-a, rule-b]`` silences those rules on its line; a comment alone on a
-    line silences them on the next line too (like yamllint's disable-line)."""
+    line silences them on the next line too (like yamllint's disable-line).
+
+    Only a real comment counts: the parser's scalars say where values are, and an ignore written
+    inside one (``name: "ops # smtpconf: ignore[all]"``, a block scalar) is text, not a comment.
+    """
     ignores: dict[int, frozenset[str]] = {}
     if "smtpconf:" not in text:
         return ignores
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _IGNORE.search(line)
-        if match is None:
+    candidates = list(_IGNORE.finditer(text))
+    if not candidates:
+        return ignores
+    inside = _inside_scalars([m.start() for m in candidates], root)
+    for match in candidates:
+        if match.start() in inside:
             continue
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        number = text.count("\n", 0, match.start()) + 1
         rules = frozenset(r.strip() for r in match.group(1).split(",") if r.strip())
-        targets = [number, number + 1] if line.lstrip().startswith("#") else [number]
-        for target in targets:
+        alone = not text[line_start:match.start()].strip()
+        for target in ([number, number + 1] if alone else [number]):
             ignores[target] = ignores.get(target, frozenset()) | rules
     return ignores
+
+
+def _inside_scalars(offsets: list[int], root: yaml.Node | None) -> set[int]:
+    """Those of ``offsets`` (character indexes) that lie within a scalar of the document (a key or a
+    value, quotes included): every node is visited once, aliases and all."""
+    import bisect
+
+    spans: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            spans.append((node.start_mark.index, node.end_mark.index))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+    spans.sort()
+    starts = [start for start, _ in spans]
+    inside = set()
+    for offset in offsets:
+        index = bisect.bisect_right(starts, offset) - 1
+        if index >= 0 and spans[index][0] <= offset < spans[index][1]:
+            inside.add(offset)
+    return inside
 
 
 def _shown_tag(tag: str) -> str:
@@ -245,6 +287,7 @@ class _Walker:
         # PyYAML resolves an alias to the anchored node object itself, so expanding aliases is just
         # walking the same nodes again. Every value walked (and every merge) spends one unit.
         self._budget = budget
+        self._secret: str | None = None  # the secret key (password, ...) whose value is being read
 
     def _spend(self, node: yaml.Node) -> None:
         self._budget -= 1
@@ -256,7 +299,9 @@ class _Walker:
         mark = node.start_mark
         self.doc.positions[path] = (mark.line + 1, mark.column + 1)
         if node.__class__ is yaml.ScalarNode:
-            return self._scalar(node)
+            if _SECRET_KEYS.isdisjoint(path):
+                return self._scalar(node)
+            return self._secret_scalar(node, path)
         if node.tag != _IMPLICIT_TAGS[node.__class__]:  # `!foo {...}`, `!!str [..]`, `!!set`, `!!omap`
             self._add(node, "yaml-syntax", f"unsupported YAML tag {_shown_tag(node.tag)} on a "
                                            f"{'list' if node.__class__ is yaml.SequenceNode else 'mapping'}: "
@@ -360,7 +405,19 @@ class _Walker:
                                        "remove the tag, or write a value of that type")
         return str(node.value)
 
+    def _secret_scalar(self, node: yaml.ScalarNode, path: JsonPath) -> Any:
+        """A scalar under a secret key: its findings never repeat the value (SPEC §11)."""
+        self._secret = next(str(part) for part in reversed(path) if part in _SECRET_KEYS)
+        try:
+            return self._scalar(node)
+        finally:
+            self._secret = None
+
     def _add(self, node: yaml.Node, rule: str, message: str) -> None:
         level = "warning" if rule == "yaml-truthy" else "error"
+        if self._secret is not None:  # every message about the value is replaced: none may quote it
+            message = (f"the value of `{self._secret}` is not read as text by YAML 1.1 "
+                       f"({_SECRET_READS.get(rule, 'a typed value')}); quote it, or better, use a "
+                       "reference such as {env: NAME} (this message does not repeat it)")
         mark = node.start_mark
         self.findings[Finding(self.doc.file, mark.line + 1, mark.column + 1, level, rule, message)] = None

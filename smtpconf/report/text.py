@@ -27,7 +27,8 @@ def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
         # One finding, one line: nothing from the file under review may start another line or
         # send escape sequences to the reviewer's terminal.
         message = f.message if f.message.isprintable() else printable(f.message, len(f.message) * 6)
-        lines.append(f"{f.file}:{f.line}:{f.col}: {level} {rule} {message}")
+        file = f.file if f.file.isprintable() else printable(f.file, len(f.file) * 6)  # a newline in a name
+        lines.append(f"{file}:{f.line}:{f.col}: {level} {rule} {message}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
