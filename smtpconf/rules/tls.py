@@ -6,7 +6,7 @@ from typing import Iterator
 
 from smtpconf.files import NotReadable, read_ca_file
 from smtpconf.findings import printable
-from smtpconf.model import Config, endpoint_uses
+from smtpconf.model import Config, Endpoint, endpoint_uses, preset_of
 from smtpconf.rules import Hit, rule
 
 # RFC 8314 §3.3: 465 is implicit TLS; RFC 6409: 587 is submission with STARTTLS.
@@ -22,16 +22,28 @@ def tls_port_mismatch(config: Config) -> Iterator[Hit]:
     port 587 starts in plaintext and upgrades with STARTTLS (`security: starttls`). A client set the
     wrong way round waits for a greeting that never comes, or sends STARTTLS into a TLS handshake:
     the most common cause of "connection timed out" reports. Change `security` (or the port).
+
+    A pairing the server's provider documents is not reported (Spectrum/Charter serves implicit TLS
+    on 587, `provider: spectrum`): written by hand for any other server, it is almost always the
+    mistake above.
     """
     for use in endpoint_uses(config):
         ep = use.endpoint
-        if not ep.explicit & {"port", "security"}:
+        if not ep.explicit & {"port", "security"} or _documented(ep):
             continue  # preset values are consistent; a relay's are reported at the relay
         where = ep.path + (("security",) if "security" in ep.explicit else ("port",))
         if ep.port in _IMPLICIT_TLS_PORTS and ep.security == "starttls":
             yield Hit(where, f"{use.what}: port {ep.port} expects implicit TLS, but security is starttls")
         elif ep.port in _STARTTLS_PORTS and ep.security == "tls":
             yield Hit(where, f"{use.what}: port {ep.port} expects STARTTLS, but security is tls (implicit TLS)")
+
+
+def _documented(ep: Endpoint) -> bool:
+    """Whether the endpoint's provider publishes this host, port and security as one of its servers."""
+    preset = preset_of(ep)
+    servers = (*preset.smtp, *preset.incoming.values()) if preset is not None else ()
+    return any((s.host, s.port, s.security) == (ep.host_ascii.rstrip(".").lower(), ep.port, ep.security)
+               for s in servers)
 
 
 @rule("plaintext-auth", "error")
