@@ -4,7 +4,8 @@
 # the tests run private Postfix instances on loopback ports of their own.
 set -euo pipefail
 PACKAGES=(postfix libsasl2-modules msmtp git git-email swaks nsd ca-certificates neomutt
-  libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl nginx chromium fonts-noto-cjk)
+  libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl nginx chromium fonts-noto-cjk
+  systemd)  # systemd: systemd-analyze checks the OAuth2 refresher's units (not run as PID 1)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -96,6 +96,7 @@ class Lab(NamedTuple):
     oauth2_dir: Path
     script: Path
     first_refresh: dict[str, str]  # relay -> the refresh token the operator deployed
+    files: dict[str, tuple[bytes, int]]  # the render of postfix/web/: name -> (bytes, mode)
 
     def refresher(self, *args: str) -> subprocess.CompletedProcess[str]:
         """What the timer runs (as root)."""
@@ -169,7 +170,7 @@ def lab(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
             del os.environ["SMTPCONF_TEST_BILLING"]
         files = {f.path.removeprefix("postfix/web/"): (f.content, f.mode) for f in rendered}
         _install(pf, files, map_dir, oauth2_dir, script)
-        lab = Lab(pf, idp, o365, bearer, billing, map_dir, oauth2_dir, script, first)
+        lab = Lab(pf, idp, o365, bearer, billing, map_dir, oauth2_dir, script, first, files)
         first_run = lab.refresher()
         assert (first_run.returncode, first_run.stdout, first_run.stderr) == (0, "", "")
         pf.start()
@@ -292,3 +293,17 @@ def test_revoked_refresh_token_is_reported_without_the_token(lab: Lab) -> None:
     assert "smtpconf oauth2 login" in done.stderr
     assert token not in done.stderr + done.stdout
     assert lab.token("bearer", "refresh") == token  # nothing was overwritten
+
+
+def test_refresher_units_pass_systemd_analyze(lab: Lab, tmp_path: Path) -> None:
+    """The timer and service (there is no systemd as PID 1 here to run them; cron is what the
+    role installs on such hosts): systemd's own checker finds nothing wrong, the command included."""
+    analyze = need_program("systemd-analyze", "systemd")
+    for name in ("smtpconf-oauth2.service", "smtpconf-oauth2.timer"):
+        (tmp_path / name).write_bytes(lab.files[name][0])
+    assert f"ExecStart={lab.script} refresh {lab.map_dir}\n" in (tmp_path / "smtpconf-oauth2.service").read_text()
+    done = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / "smtpconf-oauth2.timer"),
+                           str(tmp_path / "smtpconf-oauth2.service")], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+    cron = lab.files["smtpconf-oauth2.cron"][0].decode()
+    assert f"*/5 * * * * root {lab.script} refresh {lab.map_dir}\n" in cron
