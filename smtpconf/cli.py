@@ -51,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     _add_report_options(check)
     check.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server for every query")
-    check.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    check.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
                        help="limit for each query and probe (default 10)")
-    check.add_argument("--concurrency", type=int, default=50, metavar="N",
+    check.add_argument("--concurrency", type=_positive_int, default=50, metavar="N",
                        help="probes and queries in flight at once (default 50)")
     check.add_argument("--no-dns", action="store_true", help="skip the DNS checks of `domains`")
     check.add_argument("--no-probe", action="store_true", help="skip the SMTP probes (and the discovery sites)")
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--to", required=True, metavar="ADDR", help="recipient of the test message")
     send.add_argument("--from", dest="sender", metavar="ADDR", help="envelope sender (default: the account "
                                                                       "address or the relay username)")
-    send.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
+    send.add_argument("--timeout", type=_positive_float, default=20.0, metavar="SECONDS",
                       help="limit for the whole session, secret or token included, not for each read "
                            "(default 20)")
     send.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server to resolve the host")
@@ -165,6 +165,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """Seconds: positive and finite (0 would probe nothing, nan and inf never end)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):  # false for nan too
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number")
     return value
 
 
