@@ -81,7 +81,13 @@ class _Session:
             # Without EHLO there is no capability list: "offers nothing" would blame STARTTLS.
             raise _Stop(Problem("probe-unreachable", f"{self.where}: the server refused EHLO: {code} "
                                                      f"{' '.join(lines)}"), in_step=True)
-        return {words.split(" ", 1)[0].upper(): (words.split(" ", 1) + [""])[1] for words in lines[1:]}
+        caps = {words.split(" ", 1)[0].upper(): (words.split(" ", 1) + [""])[1] for words in lines[1:]}
+        # "250-AUTH=LOGIN PLAIN": the pre-RFC 2554 spelling that old Outlook clients need, and
+        # that some servers send alone; it lists the same mechanisms.
+        for key in [k for k in caps if k.startswith("AUTH=")]:
+            mechanisms = f"{key[5:]} {caps.pop(key)}".split()
+            caps["AUTH"] = " ".join(dict.fromkeys(caps.get("AUTH", "").split() + mechanisms))
+        return caps
 
 
 async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) -> Probed:

@@ -167,3 +167,16 @@ def test_a_trailing_dot_is_the_same_endpoint_probed_once(tmp_path: Path) -> None
         run = run_check(config, "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", TIMEOUT)
     assert run.findings == [], run.findings
     assert [line for line in server.received if line.startswith("EHLO")] == ["EHLO [127.0.0.1]"], server.received
+
+
+def test_auth_in_the_old_spelling_counts(tmp_path: Path) -> None:
+    """``250-AUTH=PLAIN LOGIN`` alone (no ``AUTH PLAIN LOGIN`` line) still offers AUTH."""
+    ehlo = "250-scripted.test\r\n250 AUTH=PLAIN LOGIN"
+    with ScriptedServer(replies={"EHLO": ehlo}) as server, \
+            NsdServer({ZONE: zone_text(ZONE, [("old", "A", "127.0.0.1")])}) as dns:
+        config = tmp_path / "smtpconf.yaml"
+        config.write_text(f"version: 1\nrelays:\n  r:\n    host: old.{ZONE}\n    port: {server.port}\n"
+                          "    security: none  # smtpconf: ignore[plaintext-auth]\n    username: relayuser\n"
+                          "    password: {env: RELAY_PASSWORD}\n")
+        run = run_check(config, "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", TIMEOUT)
+    assert run.findings == [], run.findings
