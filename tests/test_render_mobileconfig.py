@@ -211,3 +211,24 @@ def test_oauth2_accounts_get_no_mobileconfig_and_a_note_says_what_to_do(oauth2_o
     assert "pw@corp.example.mobileconfig" in written
     [note] = [n for n in oauth2_out.notes if n.startswith("no mobileconfig profile") and "OAuth2" in n]
     assert all(email in note for email in OAUTH2_EMAILS) and ("sign-in" in note or "sign in" in note)
+
+
+def test_implicit_tls_on_587_is_rendered_with_a_note_that_apple_mail_will_use_starttls(tmp_path: Path) -> None:
+    # Apple's payload has one UseSSL flag; Mail does implicit TLS on 465/993/995 and STARTTLS elsewhere.
+    config = write_config(tmp_path, """\
+        version: 1
+        accounts:
+          - {email: a@charter.net, provider: spectrum, password: {env: P}}
+          - {email: b@corp.example, host: smtp.corp.example, port: 465, password: {env: B},
+             incoming: {host: imap.corp.example}}
+        """)
+    lint = lint_path(config)
+    assert lint.config is not None and not [f for f in lint.findings if f.level == "error"]
+    notes: list[str] = []
+    files = render(lint.config, ["mobileconfig"], {}, notes)
+    assert len(files) == 2
+    [note] = [n for n in notes if "STARTTLS" in n]
+    assert "mobile.charter.net:587 (tls, a@charter.net)" in note and "corp.example" not in note
+    render_ok(config, tmp_path / "out", "mobileconfig")
+    _, mail = load(tmp_path / "out", "a@charter.net")
+    assert (mail["OutgoingMailServerPortNumber"], mail["OutgoingMailServerUseSSL"]) == (587, True)

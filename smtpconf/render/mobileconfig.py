@@ -18,6 +18,10 @@ certificate variants); there is no OAuth2. A profile for an OAuth2 account would
 ask for a password that the provider refuses, so such an account gets no profile, and a note
 says to add it with the provider's own sign-in (Add Account: Google, Microsoft Exchange,
 Outlook.com), which does OAuth2 (SPEC §7).
+
+A profile says only whether a server uses TLS (``UseSSL``); Apple Mail then does implicit TLS on
+465, 993 and 995 and STARTTLS elsewhere. An implicit-TLS server on another port (Spectrum's 587)
+would silently be spoken to with STARTTLS, so the render says so in a note.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ ACCOUNT_TYPE = {"imap": "EmailTypeIMAP", "pop3": "EmailTypePOP"}
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     skipped: list[str] = []
     oauth2: list[str] = []
+    other_tls: list[str] = []  # servers whose TLS mode Apple Mail will not use
     for account in ctx.config.accounts:
         if account.login.auth == "oauth2":
             oauth2.append(account.email)
@@ -55,6 +60,13 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
             plist_xml(profile(account, inbound)),
             TARGET, "account", account.email,
         )
+        other_tls += [f"{server.host}:{server.port} ({server.security}, {account.email})"
+                      for server in (outgoing(account), inbound) if not _apple_speaks(server)]
+    if other_tls:
+        ctx.notes.append(f"mobileconfig: Apple Mail does implicit TLS only on ports 465, 993 and 995 and STARTTLS "
+                         f"on every other port (a profile has one SSL flag per server), so these servers will "
+                         f"not connect from the profile as configured: {listed(list(dict.fromkeys(other_tls)))}; "
+                         f"set them up by hand on the device")
     if skipped:
         names = listed(skipped)
         ctx.notes.append(f"no mobileconfig profile for {names}: Apple's mail payload needs an incoming "
@@ -70,6 +82,15 @@ def _uses_tls(server: ServerSettings) -> bool:
     # Apple has one flag for both: with UseSSL on, Mail does implicit TLS on 465/993/995 and
     # STARTTLS on other ports. Only a server without TLS gets false.
     return server.security != "none"
+
+
+def _apple_speaks(server: ServerSettings) -> bool:
+    """Whether Apple Mail, given UseSSL, uses the TLS mode the server speaks: implicit TLS on a port
+    other than 465/993/995 (Spectrum's 587) silently becomes STARTTLS, STARTTLS on 465 implicit TLS."""
+    return server.security == "none" or (server.security == "tls") == (server.port in _APPLE_IMPLICIT_TLS_PORTS)
+
+
+_APPLE_IMPLICIT_TLS_PORTS = frozenset({465, 993, 995})
 
 
 def _auth(server: ServerSettings) -> str:
