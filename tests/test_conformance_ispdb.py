@@ -13,10 +13,14 @@ some Japanese ISPs) still sends the password in the clear, and `plaintext-auth` 
 it. The converted file carries the acknowledgement such a user writes,
 `# smtpconf: ignore[plaintext-auth]` on the `security: none` line, and the test checks that this is
 the only error it silences.
+
+The Apple profile of each such account is also written by ``plist_xml`` and by ``plistlib``, and the
+bytes must be the same.
 """
 
 from __future__ import annotations
 
+import plistlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,8 @@ import yaml
 
 from smtpconf.lint import lint_path
 from smtpconf.model import presets
+from smtpconf.render.client_settings import incoming
+from smtpconf.render.mobileconfig import plist_xml, profile
 from tests.support.gate import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,6 +100,12 @@ def test_a_providers_published_settings_lint_without_errors(tmp_path: Path, name
     path.write_text(path.read_text(encoding="utf-8").replace(_ACKNOWLEDGED, ""), encoding="utf-8")
     unacknowledged = lint_path(path, name)
     assert {f.rule for f in unacknowledged.findings if f.level == "error"} <= {"plaintext-auth"}
+    # plist_xml writes the bytes plistlib writes, for every profile of the provider's accounts.
+    for account in result.config.accounts:
+        inbound = incoming(account)
+        if inbound is not None and account.login.auth != "oauth2":
+            mobile = profile(account, inbound)
+            assert plist_xml(mobile) == plistlib.dumps(mobile, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
 def test_charter_spectrum_587_with_implicit_tls_is_documented_not_a_mismatch(tmp_path: Path) -> None:
