@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import shlex
 import smtplib
 import ssl
@@ -58,7 +57,6 @@ class Target(NamedTuple):
 
 
 def run(args: argparse.Namespace) -> int:
-    _timeout(args)
     result = lint_path(Path(args.file), args.file)
     config = gate(result, "send-test", "nothing was sent")
     if config is None:
@@ -102,11 +100,6 @@ def _address(value: str, what: str) -> Address:
     except UnicodeError:
         raise UsageError(f"{what} '{printable(value)}': the domain is not a valid IDN") from None
     return Address(f"{local}@{domain}", not local.isascii())
-
-
-def _timeout(args: argparse.Namespace) -> None:
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise UsageError("--timeout must be a positive number of seconds")
 
 
 def _target(config: Config, args: argparse.Namespace) -> Target:

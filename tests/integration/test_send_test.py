@@ -204,7 +204,7 @@ def test_timeout_bounds_the_whole_session_not_each_read(nsd: NsdServer, tmp_path
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_timeout_must_be_positive_and_finite(value: str, nsd: NsdServer, tmp_path: Path) -> None:
     done = send(_plain_file(tmp_path, 2525), nsd, "--timeout", value)
-    assert done.returncode == 2 and "--timeout must be a positive number" in done.stderr, done.stderr
+    assert done.returncode == 2 and "--timeout" in done.stderr and "positive" in done.stderr, done.stderr
 
 
 def test_server_text_cannot_forge_lines_or_send_escape_sequences(nsd: NsdServer, tmp_path: Path) -> None:
