@@ -6,8 +6,10 @@ Compares, in the same run on the same files:
 - a 10,000-account, 20-relay, 50-group file (~1.2 MB): `smtpconf lint` against
   `check-jsonschema --schemafile schemas/smtpconf.schema.json` (wall time and peak RSS);
 - a one-account file: start-up of `smtpconf lint` against `yamllint`;
-- every bad file of tests/cases/: the slowest `smtpconf lint` (alias bomb included).
-Needs the bench extra: pip install -e '.[bench]'.
+- every bad file of tests/cases/: the slowest `smtpconf lint` (alias bomb included);
+- 10,000 relays and 10,000 accounts whose every `relay:` is a near miss (`relay-numbr-00001x` for
+  `relay-number-00001`), against the same file with every reference right (goal: <= 2x its time).
+Needs the bench extra: pip install -e '.[bench]'. `bench_lint.py references` runs only the last.
 """
 
 from __future__ import annotations
@@ -42,7 +44,37 @@ def best(argv: list[str], runs: int) -> tuple[float, float, int]:
     return statistics.median(r[0] for r in results), min(r[0] for r in results), max(r[1] for r in results)
 
 
+def many_references(count: int, reference: str) -> str:
+    """``count`` relays ``relay-number-NNNNN`` and as many accounts, each with ``relay:`` set to
+    ``reference`` formatted with its number."""
+    relays = "".join(f"  relay-number-{i:05d}: {{host: smtp{i}.example.com, port: 587, security: starttls}}\n"
+                     for i in range(count))
+    accounts = "".join(f"  - {{email: u{i}@example.com, relay: {reference.format(i)}}}\n" for i in range(count))
+    return f"version: 1\nrelays:\n{relays}accounts:\n{accounts}"
+
+
+def references(count: int = 10_000) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    clean, near = WORK / "references-clean.yaml", WORK / "references-near-miss.yaml"
+    clean.write_text(many_references(count, "relay-number-{:05d}"), encoding="utf-8")
+    near.write_text(many_references(count, "relay-numbr-{:05d}x"), encoding="utf-8")
+    smtpconf = str(BIN / "smtpconf")
+    assert measure([smtpconf, "lint", str(clean)])[2] == 0, "the clean file must lint clean"
+    assert measure([smtpconf, "lint", str(near)])[2] == 1, "every near miss is an error"
+    clean_med, _, clean_rss = best([smtpconf, "lint", str(clean)], 5)
+    near_med, _, near_rss = best([smtpconf, "lint", str(near)], 5)
+    print("| case | wall time (median of 5) | peak RSS |")
+    print("|---|---|---|")
+    print(f"| {count:,} relays, {count:,} right references | {clean_med * 1000:.0f} ms | {clean_rss} MiB |")
+    print(f"| {count:,} relays, {count:,} near-miss references | {near_med * 1000:.0f} ms | {near_rss} MiB |")
+    print()
+    print(f"near misses / clean: {near_med / clean_med:.2f} (goal <= 2)")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["references"]:
+        references()
+        return
     WORK.mkdir(parents=True, exist_ok=True)
     big = WORK / "big.yaml"
     big.write_text(generate(10_000, 20, 50), encoding="utf-8")
@@ -75,6 +107,8 @@ def main() -> None:
           f"peak memory {lint_rss} MiB vs {cj_rss} MiB (goal: no more)")
     print(f"start-up smtpconf / yamllint: {one_med / yl_med:.2f} (goal <= 1.0)")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print()
+    references()
 
 
 if __name__ == "__main__":

@@ -67,3 +67,42 @@ def test_addresses_and_punycode_must_be_real(tmp_path: Path) -> None:
     assert [f.message for f in result.findings] == [
         "`host`: not a valid IPv6 address", "`host`: not a valid IPv4 address",
         "`host`: not a valid internationalized host name (IDNA): check each label"]
+
+
+def _many_relays(count: int, reference: str) -> str:
+    """``count`` relays ``relay-number-NNNNN`` and as many accounts, each referring to ``reference``
+    formatted with its number (bench/bench_lint.py times the same file at 10,000)."""
+    relays = "".join(f"  relay-number-{i:05d}: {{host: smtp{i}.example.com}}\n" for i in range(count))
+    accounts = "".join(f"  - {{email: u{i}@example.com, relay: {reference.format(i)}}}\n" for i in range(count))
+    return f"version: 1\nrelays:\n{relays}accounts:\n{accounts}"
+
+
+def test_near_miss_references_among_thousands_of_names_stay_fast_and_suggest_the_name(tmp_path: Path) -> None:
+    import time
+
+    count = 2000  # the quadratic fuzzy match took over a minute here; linear takes about a second
+    started = time.monotonic()
+    result = lint_text(tmp_path, _many_relays(count, "relay-numbr-{:05d}x"))
+    assert time.monotonic() - started < 30
+    unknown = [f for f in result.findings if f.rule == "unknown-reference"]
+    assert len(unknown) == count
+    assert "did you mean 'relay-number-00007'?" in unknown[7].message
+
+
+def test_typical_typos_still_find_their_name_among_many(tmp_path: Path) -> None:
+    text = _many_relays(500, "relay-number-{:05d}").replace("relay: relay-number-00001}", "relay: relay-nubmer-00001}")
+    text = text.replace("relay: relay-number-00002}", "relay: Relay-number-00002}")
+    text = text.replace("relay: relay-number-00003}", "relay: relay-numer-00003}")
+    result = lint_text(tmp_path, text)
+    messages = [f.message for f in result.findings if f.rule == "unknown-reference"]
+    assert len(messages) == 3
+    for number, message in zip((1, 2, 3), messages):
+        assert f"did you mean 'relay-number-{number:05d}'?" in message, message
+
+
+def test_without_a_close_name_the_message_lists_a_few_names_not_all(tmp_path: Path) -> None:
+    result = lint_text(tmp_path, _many_relays(500, "relay-number-{:05d}").replace(
+        "relay: relay-number-00001}", "relay: something-else}"))
+    (finding,) = [f for f in result.findings if f.rule == "unknown-reference"]
+    assert "relay-number-00000" in finding.message and "and 490 more" in finding.message
+    assert len(finding.message) < 400

@@ -6,9 +6,9 @@ references (an account's relay, a relay's preset).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from smtpconf.findings import Finding
+from smtpconf.findings import Finding, printable
 from smtpconf.load import Document, JsonPath
 from smtpconf.rules import declare
 
@@ -26,15 +26,15 @@ def check_references(doc: Document) -> list[Finding]:
     from smtpconf.model import presets
 
     data: dict[str, Any] = doc.data
-    relay_names = set(data.get("relays") or {})
+    relay_names = Names(data.get("relays") or {})
     findings: list[Finding] = []
 
-    def refer(name: str, path: JsonPath, what: str, known: set[str] | Any, *, key: bool = False) -> None:
+    def refer(name: str, path: JsonPath, what: str, known: Names, *, key: bool = False) -> None:
         if name not in known:
             findings.append(doc.finding(path, "error", "unknown-reference",
-                                        f"{what} '{name}' is not defined{_suggest(name, known)}", key=key))
+                                        f"{what} '{printable(name)}' is not defined{known.hint(name)}", key=key))
 
-    providers = presets()
+    providers = Names(presets())
     for name, relay in (data.get("relays") or {}).items():
         if "provider" in relay:
             refer(relay["provider"], ("relays", name, "provider"), "provider", providers)
@@ -49,7 +49,7 @@ def check_references(doc: Document) -> list[Finding]:
         if provider is not None:
             refer(provider, path + ("incoming", "provider"), "provider", providers)
             protocol = incoming.get("protocol", "imap")
-            if provider in providers and protocol not in providers[provider].incoming and "host" not in incoming:
+            if provider in providers and protocol not in presets()[provider].incoming and "host" not in incoming:
                 findings.append(doc.finding(path + ("incoming", "provider"), "error", "unknown-reference",
                                             f"provider '{provider}' has no {protocol} server; set `host`"))
     for group, raw in (data.get("fleet") or {}).items():
@@ -111,10 +111,65 @@ def _hosts(data: dict[str, Any]) -> Iterator[tuple[JsonPath, str]]:
         yield ("domains", domain), domain
 
 
-def _suggest(name: str, known: Any) -> str:
-    import difflib
+class Names:
+    """The defined names of one kind, and the closest of them to a name that is not one.
 
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    if close:
-        return f"; did you mean '{close[0]}'?"
-    return f"; defined: {', '.join(sorted(known))}" if known else "; none are defined"
+    A file may define thousands of relays and misspell every reference: comparing each unknown
+    name with every defined one (difflib) is quadratic, minutes for a pull request. Up to
+    ``FEW`` names that is still what happens; beyond, the candidates come from an index of each
+    name's one-character deletions (lower-cased), which holds every name within one edit of the
+    unknown name, and two edits when one is on each side (``numbr-1x`` for ``number-1``): a
+    typical typo. Only those few candidates are compared. Names longer than ``INDEXED`` are
+    indexed whole, which keeps the index linear in the file.
+    """
+
+    FEW = 100
+    INDEXED = 40
+    CANDIDATES = 50  # compared at most, in name order: a file of near-identical names stays linear
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._names = set(names)
+        self._sorted: list[str] | None = None
+        self._index: dict[str, list[str]] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def hint(self, name: str) -> str:
+        """The end of an "is not defined" message: the closest name, or some of the defined ones."""
+        if self._sorted is None:
+            self._sorted = sorted(self._names)
+        close = self._closest(name)
+        if close is not None:
+            return f"; did you mean '{printable(close)}'?"
+        if not self._sorted:
+            return "; none are defined"
+        shown = ", ".join(printable(n) for n in self._sorted[:10])
+        more = f" and {len(self._sorted) - 10} more" if len(self._sorted) > 10 else ""
+        return f"; defined: {shown}{more}"
+
+    def _closest(self, name: str) -> str | None:
+        import difflib
+
+        assert self._sorted is not None
+        if len(self._sorted) <= self.FEW:
+            close = difflib.get_close_matches(name, self._sorted, n=1)
+            return close[0] if close else None
+        if self._index is None:
+            self._index = {}
+            for known in self._sorted:
+                for key in _deletions(known.lower(), self.INDEXED):
+                    self._index.setdefault(key, []).append(known)
+        found: set[str] = set()
+        for key in _deletions(name.lower(), self.INDEXED):
+            found.update(self._index.get(key, ()))
+        candidates = sorted(found)[: self.CANDIDATES]
+        close = difflib.get_close_matches(name, candidates, n=1)
+        return close[0] if close else None
+
+
+def _deletions(text: str, longest: int) -> set[str]:
+    """``text`` and every string one character shorter; only ``text`` when it is longer than ``longest``."""
+    if len(text) > longest:
+        return {text}
+    return {text, *(text[:i] + text[i + 1:] for i in range(len(text)))}
