@@ -77,3 +77,8 @@ def test_the_hook_matches_smtpconf_files_only() -> None:
 def test_inline_secret_message_never_repeats_the_password() -> None:
     done = run_hook(ROOT / "tests" / "cases" / "inline-password.yaml")
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_yaml_octal_message_never_repeats_the_password() -> None:
+    done = run_hook(ROOT / "tests" / "cases" / "octal-password.yaml")
+    assert "01234567" not in done.stdout + done.stderr and "342391" not in done.stdout + done.stderr
