@@ -18,15 +18,13 @@ import ipaddress
 import socket
 import threading
 import time
-from typing import Literal, NamedTuple
-
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.rdatatype
-import dns.resolver
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from smtpconf.errors import UsageError
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+    import dns.resolver
 
 Status = Literal["found", "missing", "unknown"]
 _SYSTEM_THREADS = 64  # getaddrinfo calls at once: each holds a thread for the whole lookup
@@ -76,24 +74,42 @@ class Resolver:
 
     def __init__(self, nameserver: str | None, timeout: float, limit: asyncio.Semaphore) -> None:
         self.system = not nameserver  # addresses to connect to come from getaddrinfo
-        if nameserver:
-            address, port = parse_nameserver(nameserver)
-            self._resolver = dns.asyncresolver.Resolver(configure=False)
-            self._resolver.nameservers = [address]
-            self._resolver.port = port
-        else:
-            try:
-                self._resolver = dns.asyncresolver.Resolver()
-            except dns.resolver.NoResolverConfiguration:
-                raise UsageError("no DNS resolver configured here: give --nameserver HOST[:PORT]") from None
+        self._lifetime = timeout
         # One try may be lost (UDP): retry within the limit instead of giving up on the first drop.
-        self._resolver.lifetime = timeout
-        self._resolver.timeout = max(0.5, min(2.0, timeout / 2))
+        self._try = max(0.5, min(2.0, timeout / 2))
+        self._dns: dns.asyncresolver.Resolver | None = None
+        # The server dnswire asks first. dnspython itself is imported only when an answer needs it
+        # (it is a sixth of a 1,000-domain check's time); /etc/resolv.conf is read at once, so
+        # that a machine without one is told so before anything starts.
+        self._server: tuple[str, int] | None = parse_nameserver(nameserver) if nameserver else None
+        if not nameserver:
+            resolver = self._dnspython()
+            first = resolver.nameservers[0] if resolver.nameservers else None
+            if isinstance(first, str) and _is_address(first):
+                self._server = (first, resolver.port)
         self._limit = limit
         self._timeout = timeout
         self._cache: dict[tuple[str, str], asyncio.Task[Answer]] = {}
         self._system: dict[str, asyncio.Task[Answer]] = {}
         self._threads = asyncio.Semaphore(_SYSTEM_THREADS)
+
+    def _dnspython(self) -> dns.asyncresolver.Resolver:
+        if self._dns is None:
+            import dns.asyncresolver
+            import dns.resolver
+
+            if self._server is not None and not self.system:
+                resolver = dns.asyncresolver.Resolver(configure=False)
+                resolver.nameservers = [self._server[0]]
+                resolver.port = self._server[1]
+            else:
+                try:
+                    resolver = dns.asyncresolver.Resolver()
+                except dns.resolver.NoResolverConfiguration:
+                    raise UsageError("no DNS resolver configured here: give --nameserver HOST[:PORT]") from None
+            resolver.lifetime, resolver.timeout = self._lifetime, self._try
+            self._dns = resolver
+        return self._dns
 
     def lookup(self, name: str, rdtype: str) -> asyncio.Task[Answer]:
         key = (name.lower().rstrip("."), rdtype)
@@ -103,23 +119,27 @@ class Resolver:
         return task
 
     async def _query(self, name: str, rdtype: str) -> Answer:
-        try:
-            qname = dns.name.from_text(name)
-        except (dns.exception.DNSException, UnicodeError) as exc:
-            return Answer("missing", reason=f"{name!r} is not a valid DNS name ({exc})")
         async with self._limit:
             started = time.monotonic()
             plain = await self._plain(name, rdtype)
             if plain is not None:
                 return plain
-            lifetime = max(0.1, self._resolver.lifetime - (time.monotonic() - started))
+            import dns.exception
+            import dns.name
+            import dns.resolver
+
             try:
-                answer = await self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False,
-                                                      lifetime=lifetime)
+                qname = dns.name.from_text(name)
+            except (dns.exception.DNSException, UnicodeError) as exc:
+                return Answer("missing", reason=f"{name!r} is not a valid DNS name ({exc})")
+            lifetime = max(0.1, self._lifetime - (time.monotonic() - started))
+            try:
+                answer = await self._dnspython().resolve(qname, rdtype, search=False, raise_on_no_answer=False,
+                                                         lifetime=lifetime)
             except dns.resolver.NXDOMAIN:
                 return Answer("missing", reason="NXDOMAIN (the name does not exist)")
             except dns.resolver.LifetimeTimeout:
-                return Answer("unknown", reason=f"no answer within {self._resolver.lifetime:g}s")
+                return Answer("unknown", reason=f"no answer within {self._lifetime:g}s")
             except dns.resolver.NoNameservers as exc:
                 return Answer("unknown", reason=_no_nameservers_reason(exc))
             except (dns.exception.DNSException, OSError) as exc:
@@ -138,14 +158,9 @@ class Resolver:
         the first server; None leaves the question to dnspython, within what is left of the time."""
         from smtpconf.probe.dnswire import ask
 
-        server = self._resolver.nameservers[0] if self._resolver.nameservers else None
-        if not isinstance(server, str):
+        if self._server is None:
             return None
-        try:
-            ipaddress.ip_address(server)
-        except ValueError:
-            return None
-        plain = await ask(server, self._resolver.port, name, rdtype, self._resolver.timeout)
+        plain = await ask(self._server[0], self._server[1], name, rdtype, self._try)
         if plain is None:
             return None
         status, records = plain
@@ -232,6 +247,14 @@ async def _system_lookup(host: str) -> list[str]:
 
     threading.Thread(target=work, name=f"getaddrinfo {host}", daemon=True).start()
     return await future
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _no_nameservers_reason(exc: dns.resolver.NoNameservers) -> str:
