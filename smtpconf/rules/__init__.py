@@ -68,7 +68,7 @@ def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
 
 
 # The rule families, in the order of docs/rules.md and `lint --list-rules` (stage-emitted ids first).
-FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "oauth2", "fleet", "postfix",
+FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "oauth2", "fleet", "postfix", "hostile",
             "site", "live")
 
 

@@ -63,7 +63,8 @@ def check_references(doc: Document) -> list[Finding]:
     for path, host in _hosts(data):
         problem = host_problem(host)
         if problem:
-            findings.append(doc.finding(path, "error", "schema", f"`{path[-1]}`: {problem}"))
+            label = path[-2] if isinstance(path[-1], int) else path[-1]  # `hosts`, not `0`
+            findings.append(doc.finding(path, "error", "schema", f"`{label}`: {problem}"))
     return findings
 
 
@@ -78,6 +79,9 @@ def host_problem(host: str) -> str | None:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
+            name, _, port = host.rpartition(":")
+            if port.isdigit() and ":" not in name:  # an inventory reads it as host and SSH port
+                return f"'{printable(host)}' is HOST:PORT, not a host; write the host only"
             return "not a valid IPv6 address"
         return None
     labels = host.rstrip(".").split(".")
@@ -109,6 +113,9 @@ def _hosts(data: dict[str, Any]) -> Iterator[tuple[JsonPath, str]]:
             yield ("accounts", index, "incoming", "host"), account["incoming"]["host"]
     for domain in data.get("domains") or {}:
         yield ("domains", domain), domain
+    for group, raw in (data.get("fleet") or {}).items():  # Ansible inventory host names
+        for index, host in enumerate(raw.get("hosts") or []):
+            yield ("fleet", group, "hosts", index), host
 
 
 class Names:
