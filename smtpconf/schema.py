@@ -58,7 +58,10 @@ def validate(data: Any) -> list[SchemaError]:
     the integer 587 where the schema wants an integer (for JSON Schema it is one), so the model and
     every stage after it hold an ``int``."""
     out: list[SchemaError] = []
-    _root_check()(data, (), out)
+    try:
+        _root_check()(data, (), out)
+    except RecursionError:  # the loader stops deeper nesting first; comparing lists recurses too
+        return [SchemaError((), "nesting is too deep")]
     # dict.fromkeys: one report per problem, even when two keywords (minLength, pattern) share a message
     return list(dict.fromkeys(out))
 

@@ -120,3 +120,13 @@ def test_a_fractional_port_is_still_refused(tmp_path: Path) -> None:
     result = lint_text(tmp_path, "version: 1\nrelays:\n  lab: {host: smtp.example.com, port: 587.5}\n")
     assert [(f.line, f.rule, f.message) for f in result.findings] == [
         (3, "schema", "`port`: expected an integer, got a number")]
+
+
+def test_comparing_deeply_nested_values_is_a_finding_not_a_crash() -> None:
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(5000):
+        inner.append([])
+        inner = inner[0]
+    assert [e.message for e in validate({"version": 1, "fleet": {"g": {"relay": "x", "hosts": [deep, []]}}})] == [
+        "nesting is too deep"]
