@@ -268,20 +268,46 @@ class Account:
 @dataclass(frozen=True)
 class SenderRelay:
     sender: str  # user@example.com or @example.com
-    relay: str
+    relay: tuple[str, ...]  # relay names, tried in order (a name written alone is a list of one)
     path: JsonPath
+
+
+@dataclass(frozen=True)
+class RecipientRelay:
+    """Mail to one recipient domain goes through these relays, in order (Postfix transport_maps)."""
+
+    domain: str  # as written: partner.example or @partner.example
+    relay: tuple[str, ...]
+    path: JsonPath
+
+    @property
+    def key(self) -> str:
+        """The transport_maps key: the domain without '@' or trailing dot, in A-labels, lower case."""
+        return canonical_host(self.domain.removeprefix("@"))
+
+
+def relay_names(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A fleet relay value as the file writes it (a name, or a list of names) -> the names."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @dataclass(frozen=True)
 class FleetGroup:
     name: str
     hosts: tuple[str, ...]
-    relay: str
+    relay: tuple[str, ...]  # the default relays, tried in order
     sender_relays: tuple[SenderRelay, ...]
     rewrite_sender: str | None
     tls_level: str
     path: JsonPath
     explicit: frozenset[str] = frozenset()  # the keys the file wrote (tls_level may be the default)
+    recipient_relays: tuple[RecipientRelay, ...] = ()
+
+    def relay_lists(self) -> list[tuple[JsonPath, tuple[str, ...]]]:
+        """Every relay list of the group with where the file writes it: default, senders', recipients'."""
+        return [(self.path + ("relay",), self.relay),
+                *((s.path, s.relay) for s in self.sender_relays),
+                *((r.path, r.relay) for r in self.recipient_relays)]
 
 
 @dataclass(frozen=True)
@@ -341,8 +367,9 @@ class Config:
         return self.doc.file
 
     def relays_of(self, group: FleetGroup) -> list[Relay]:
-        """The relays a fleet group sends through: its default relay, then every sender relay, each once."""
-        names = dict.fromkeys([group.relay, *(s.relay for s in group.sender_relays)])
+        """The relays a fleet group sends through: its default relays, then every relay of every sender
+        list, then of every recipient list, each once."""
+        names = dict.fromkeys(name for _, names in group.relay_lists() for name in names)
         return [self.relays[name] for name in names]
 
     def accounts_of(self, domain: DomainPolicy) -> list[Account]:
@@ -560,9 +587,12 @@ def build(doc: Document) -> Config:
         name: FleetGroup(
             name=name,
             hosts=tuple(raw.get("hosts") or ()),
-            relay=raw["relay"],
-            sender_relays=tuple(SenderRelay(sender, relay, ("fleet", name, "sender_relays", sender))
+            relay=relay_names(raw["relay"]),
+            sender_relays=tuple(SenderRelay(sender, relay_names(relay), ("fleet", name, "sender_relays", sender))
                                 for sender, relay in (raw.get("sender_relays") or {}).items()),
+            recipient_relays=tuple(RecipientRelay(domain, relay_names(relay),
+                                                  ("fleet", name, "recipient_relays", domain))
+                                   for domain, relay in (raw.get("recipient_relays") or {}).items()),
             rewrite_sender=raw.get("rewrite_sender"),
             tls_level=raw.get("tls_level", DEFAULT_TLS_LEVEL),
             path=("fleet", name),

@@ -152,7 +152,7 @@ def render(ctx: RenderContext) -> Iterable[RenderedFile]:
             oauth2_by_variable.setdefault(variable, []).append(f"{relay} ({key.replace('_', ' ')})")
     data = {
         "source": _source_name(config),
-        "groups": [{"name": g.name, "hosts": [to_ascii_host(h) for h in g.hosts], "relay": g.relay}
+        "groups": [{"name": g.name, "hosts": [to_ascii_host(h) for h in g.hosts], "relay": ", then ".join(g.relay)}
                    for g in config.fleet.values()],
         "vaults": relays_by_variable,
         "oauth2_vaults": oauth2_by_variable,

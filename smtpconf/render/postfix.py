@@ -36,11 +36,12 @@ FILES = {
     "sasl_passwd": "sasl_passwd.j2",
     "sender_relay": "sender_relay.j2",
     "sender_transport": "sender_transport.j2",
+    "transport": "transport.j2",
     "tls_policy": "tls_policy.j2",
     "generic": "generic.j2",
     "ca_bundle.pem": "ca_bundle.pem.j2",
 }
-MAPS = ("sasl_passwd", "sender_relay", "sender_transport", "tls_policy", "generic")
+MAPS = ("sasl_passwd", "sender_relay", "sender_transport", "transport", "tls_policy", "generic")
 
 # OAuth2 relays (SPEC §7): Postfix hands their mail to msmtp through a pipe(8) transport, and a
 # refresher on the host keeps each relay's access token fresh (docs/postfix.md says why).
@@ -109,13 +110,24 @@ def role_vars(config: Config, group: FleetGroup, secrets: Mapping[str, str] | No
     local = sorted(dict.fromkeys([*LOCAL_NAMES, *(to_ascii_host(h).rstrip(".").lower() for h in group.hosts)]))
     return {
         "smtp_relay_group": group.name,
-        "smtp_relay_relay": group.relay,
+        # A relay list is a list, one relay a name (what a person writes for the role).
+        "smtp_relay_relay": _relay_value(group.relay),
         "smtp_relay_relays": relays,
-        "smtp_relay_sender_relays": {s.sender: s.relay for s in group.sender_relays},
+        "smtp_relay_sender_relays": {s.sender: _relay_value(s.relay) for s in group.sender_relays},
+        "smtp_relay_recipient_relays": {r.key: _relay_value(r.relay) for r in group.recipient_relays},
         "smtp_relay_rewrite_sender": group.rewrite_sender or "",
         "smtp_relay_local_domains": local,
         "smtp_relay_tls_level": group.tls_level,
     }
+
+
+def _relay_value(names: tuple[str, ...]) -> str | list[str]:
+    return names[0] if len(names) == 1 else list(names)
+
+
+def relay_names(value: str | list[str]) -> list[str]:
+    """A role variable's relay value (a name or a list of names) as a list."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _oauth2_entry(relay: Relay, secrets: Mapping[str, str]) -> dict[str, Any]:
@@ -134,8 +146,10 @@ def _oauth2_entry(relay: Relay, secrets: Mapping[str, str]) -> dict[str, Any]:
 
 
 def oauth2_relays(variables: Mapping[str, Any]) -> list[str]:
-    """The OAuth2 relays the group uses (its default relay and sender relays), sorted."""
-    used = {variables["smtp_relay_relay"], *variables["smtp_relay_sender_relays"].values()}
+    """The OAuth2 relays the group uses (default, sender and recipient relays), sorted."""
+    values = [variables["smtp_relay_relay"], *variables["smtp_relay_sender_relays"].values(),
+              *variables["smtp_relay_recipient_relays"].values()]
+    used = {name for value in values for name in relay_names(value)}
     relays = variables["smtp_relay_relays"]
     return sorted(name for name in used if relays[name].get("auth") == "oauth2")
 
@@ -310,7 +324,7 @@ def _check_values(group: FleetGroup, variables: Mapping[str, Any]) -> None:
     one Postfix word (no whitespace, comma or control character), and a SASL username holds no
     colon (sasl_passwd splits "user:password" at the first one)."""
     words: list[object] = [variables["smtp_relay_rewrite_sender"] or "-", *variables["smtp_relay_local_domains"],
-                           *variables["smtp_relay_sender_relays"]]
+                           *variables["smtp_relay_sender_relays"], *variables["smtp_relay_recipient_relays"]]
     for relay in variables["smtp_relay_relays"].values():
         words += [relay["host"], relay["port"], relay.get("username", "-")]
         if ":" in relay.get("username", ""):

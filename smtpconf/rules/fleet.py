@@ -96,3 +96,50 @@ def fleet_host_duplicate(config: Config) -> Iterator[Hit]:
                           f"host '{host}' is in fleet groups '{first[key]}' and '{group.name}': Ansible would "
                           f"merge both groups' variables, and the postfix target renders a different "
                           f"configuration for each")
+
+
+@rule("relay-failover-mixed-tls", "error")
+def relay_failover_mixed_tls(config: Config) -> Iterator[Hit]:
+    """A relay list of a fleet group mixes implicit TLS (465) and STARTTLS or plain relays.
+
+    Postfix tries a list's relays (`relay: [a, b]`, a `sender_relays` or `recipient_relays` list) one
+    after the other with one transport, and `smtp_tls_wrappermode` is a setting of the transport, not
+    of a destination: the relays of the other kind would never be reached (a STARTTLS relay answers
+    a TLS handshake with its plaintext greeting). Use relays of one kind in a list — most providers
+    offer both 465 and 587 — or give the list's relays the same `security`.
+    """
+    for group in config.fleet.values():
+        for path, names in group.relay_lists():
+            kinds = {name: config.relays[name].endpoint.security == "tls" for name in names
+                     if config.relays[name].login.auth != "oauth2"}
+            if len(set(kinds.values())) > 1:
+                implicit = [n for n, tls in kinds.items() if tls]
+                other = [n for n, tls in kinds.items() if not tls]
+                yield Hit(path, f"fleet group '{group.name}': relays {_quoted(implicit)} use implicit TLS and "
+                                f"{_quoted(other)} do not; one Postfix transport cannot try both kinds")
+
+
+@rule("relay-failover-oauth2", "error")
+def relay_failover_oauth2(config: Config) -> Iterator[Hit]:
+    """A relay list of more than one relay contains an OAuth2 relay (`auth: oauth2`).
+
+    Postfix hands an OAuth2 relay's mail to msmtp through a pipe(8) transport of its own
+    (docs/postfix.md), and a transport has exactly one way to deliver: Postfix tries a list's
+    destinations inside one smtp transport, never one transport after another. In a list, the
+    OAuth2 relay would be reached without its token or the other relays never. Use an OAuth2 relay
+    alone (as `relay`, a sender's or a recipient domain's relay); for a fallback, list password
+    relays only.
+    """
+    for group in config.fleet.values():
+        for path, names in group.relay_lists():
+            if len(names) < 2:
+                continue
+            for index, name in enumerate(names):
+                if config.relays[name].login.auth == "oauth2":
+                    yield Hit(path + (index,), f"fleet group '{group.name}': OAuth2 relay '{name}' cannot be "
+                                               "part of a relay list; Postfix cannot fall over from its pipe "
+                                               "transport to another relay, nor back")
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)

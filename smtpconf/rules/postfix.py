@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from smtpconf.model import Config, FleetGroup
+from smtpconf.model import Config, FleetGroup, Relay
 from smtpconf.rules import Hit, rule
 from smtpconf.rules.fleet import group_relays
 
@@ -20,6 +20,10 @@ def _relay_users(config: Config) -> dict[str, list[FleetGroup]]:
         for relay in group_relays(config, group):
             users.setdefault(relay.name, []).append(group)
     return users
+
+
+def _names(relays: tuple[str, ...]) -> str:
+    return ", then ".join(f"'{name}'" for name in relays)
 
 
 def _group_names(groups: list[FleetGroup]) -> str:
@@ -108,7 +112,7 @@ def rewrite_sender_routing(config: Config) -> Iterator[Hit]:
         if match is not None and match.relay != group.relay:
             yield Hit(group.path + ("rewrite_sender",),
                       f"fleet group '{group.name}': local mail is rewritten to {address}, but Postfix picks "
-                      f"the relay before rewriting: it goes through '{group.relay}', not '{match.relay}' "
+                      f"the relay before rewriting: it goes through {_names(group.relay)}, not {_names(match.relay)} "
                       f"(sender_relays '{match.sender}')")
 
 
@@ -127,3 +131,63 @@ def tls_level_unsupported(config: Config) -> Iterator[Hit]:
             yield Hit(group.path + ("tls_level",),
                       f"fleet group '{group.name}': tls_level {group.tls_level} needs settings smtpconf does "
                       "not write (certificate fingerprints or DNSSEC/TLSA); use verify or secure")
+
+
+@rule("recipient-relay-duplicate", "error")
+def recipient_relay_duplicate(config: Config) -> Iterator[Hit]:
+    """Two `recipient_relays` entries of a fleet group name the same recipient domain.
+
+    Postfix's `transport_maps` has one entry per domain, looked up without case: `partner.example`,
+    `@Partner.Example` and `partner.example.` (and an IDN name and its `xn--` spelling) are one key,
+    `postmap` warns about a duplicate entry, and only one of the relays is ever used. Keep one entry
+    per domain; a domain that needs a second relay gets a list: `partner.example: [a, b]`.
+    """
+    for group in config.fleet.values():
+        seen: dict[str, str] = {}
+        for entry in group.recipient_relays:
+            if entry.key in seen:
+                yield Hit(entry.path, f"fleet group '{group.name}': recipient domain '{entry.domain}' is the same "
+                                      f"transport_maps key as '{seen[entry.key]}'", at_key=True)
+            else:
+                seen[entry.key] = entry.domain
+
+
+@rule("relay-nexthop-shared", "error")
+def relay_nexthop_shared(config: Config) -> Iterator[Hit]:
+    """Two relays of a fleet group share a host and port but log in differently, and one of them is
+    in a relay list or a recipient route.
+
+    A relay list (and a recipient route) finds each relay's credential by the next hop Postfix is
+    trying, `[host]:port`, in `sasl_passwd` (docs/postfix.md says why the sender cannot be the key
+    there). One next hop holds one credential: two accounts at `[smtp.gmail.com]:587` cannot both be
+    reached that way, and one of them would log in with the other's password. Two such relays work
+    as the default relay and a single `sender_relays` relay (looked up by sender); otherwise use
+    one account per host.
+    """
+    for group in config.fleet.values():
+        by_hop = [(path, names) for path, names in group.relay_lists()
+                  if len(names) > 1 or path[-2] == "recipient_relays"]
+        if not by_hop:
+            continue
+        owners: dict[str, str] = {}
+        for relay in config.relays_of(group):
+            hop = f"[{relay.endpoint.host_ascii.rstrip('.').lower()}]:{relay.endpoint.port}"
+            owners.setdefault(hop, relay.name)
+        reported: set[str] = set()
+        for path, names in by_hop:
+            for index, name in enumerate(names):
+                relay = config.relays[name]
+                hop = f"[{relay.endpoint.host_ascii.rstrip('.').lower()}]:{relay.endpoint.port}"
+                owner = config.relays[owners[hop]]
+                if owner.name == name or name in reported or _same_login(owner, relay):
+                    continue
+                reported.add(name)
+                yield Hit(path + (index,) if len(names) > 1 or path[-1] != "relay" else path,
+                          f"fleet group '{group.name}': relay '{name}' shares {hop} with relay '{owner.name}', "
+                          f"which logs in differently; Postfix finds one credential per next hop, so '{name}' "
+                          f"would log in as '{owner.name}'")
+
+
+def _same_login(a: Relay, b: Relay) -> bool:
+    return (a.login.auth, a.username, a.password and a.password.ref) == (b.login.auth, b.username,
+                                                                          b.password and b.password.ref)

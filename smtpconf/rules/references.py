@@ -15,10 +15,20 @@ from smtpconf.rules import declare
 declare("unknown-reference", "error", """
 A name refers to something that is not defined.
 
-An account's `relay`, a fleet group's `relay` or `sender_relays` target, or a domain's `relays`
-entry names a relay that is not under `relays:`; or a `provider` is not a built-in preset
+An account's `relay`, a name in a fleet group's `relay`, `sender_relays` or `recipient_relays` (each
+a name or a list of names), or a domain's `relays` entry names a relay that is not under `relays:`; or a `provider` is not a built-in preset
 (`smtpconf providers` lists them), or has no server for the requested incoming protocol. The
 message suggests the closest defined name.
+""")
+
+
+declare("relay-list-duplicate", "error", """
+A fleet group's relay list names one relay twice.
+
+`relay`, a `sender_relays` value and a `recipient_relays` value may be a list of relays, tried in
+order: Postfix moves to the next one when a relay refuses the connection or answers 4xx. The same
+relay twice only repeats the failed attempt (and its wait) before the next relay is tried. Remove
+the repeated name.
 """)
 
 
@@ -53,9 +63,24 @@ def check_references(doc: Document) -> list[Finding]:
                 findings.append(doc.finding(path + ("incoming", "provider"), "error", "unknown-reference",
                                             f"provider '{provider}' has no {protocol} server; set `host`"))
     for group, raw in (data.get("fleet") or {}).items():
-        refer(raw["relay"], ("fleet", group, "relay"), "relay", relay_names)
-        for sender, relay in (raw.get("sender_relays") or {}).items():
-            refer(relay, ("fleet", group, "sender_relays", sender), "relay", relay_names)
+        for path, value in _relay_lists(group, raw):
+            if isinstance(value, str):
+                refer(value, path, "relay", relay_names)
+                continue
+            if not value:  # the schema validator has no minItems
+                findings.append(doc.finding(path, "error", "schema", "an empty relay list: name at least one relay"))
+            for index, relay in enumerate(value):
+                refer(relay, path + (index,), "relay", relay_names)
+                if relay in value[:index]:
+                    findings.append(doc.finding(path + (index,), "error", "relay-list-duplicate",
+                                                f"relay '{printable(relay)}' is already item {value.index(relay) + 1} "
+                                                "of this list; Postfix would try it twice"))
+        for domain in raw.get("recipient_relays") or {}:
+            labels = domain.removeprefix("@").rstrip(".").split(".")
+            if all(label.isdigit() for label in labels):  # the schema's host name pattern lets 192.0.2.1 through
+                findings.append(doc.finding(("fleet", group, "recipient_relays", domain), "error", "schema",
+                                            f"recipient domain '{printable(domain)}' is an IP address, not a "
+                                            "domain", key=True))
     for domain, raw in (data.get("domains") or {}).items():
         for index, relay in enumerate(raw.get("relays") or []):
             refer(relay, ("domains", domain, "relays", index), "relay", relay_names)
@@ -66,6 +91,14 @@ def check_references(doc: Document) -> list[Finding]:
             label = path[-2] if isinstance(path[-1], int) else path[-1]  # `hosts`, not `0`
             findings.append(doc.finding(path, "error", "schema", f"`{label}`: {problem}"))
     return findings
+
+
+def _relay_lists(group: str, raw: dict[str, Any]) -> Iterator[tuple[JsonPath, Any]]:
+    """A fleet group's relay values (a name or a list of names) with their paths."""
+    yield ("fleet", group, "relay"), raw["relay"]
+    for key in ("sender_relays", "recipient_relays"):
+        for entry, value in (raw.get(key) or {}).items():
+            yield ("fleet", group, key, entry), value
 
 
 def host_problem(host: str) -> str | None:
@@ -79,9 +112,6 @@ def host_problem(host: str) -> str | None:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            name, _, port = host.rpartition(":")
-            if port.isdigit() and ":" not in name:  # an inventory reads it as host and SSH port
-                return f"'{printable(host)}' is HOST:PORT, not a host; write the host only"
             return "not a valid IPv6 address"
         return None
     labels = host.rstrip(".").split(".")
@@ -113,9 +143,9 @@ def _hosts(data: dict[str, Any]) -> Iterator[tuple[JsonPath, str]]:
             yield ("accounts", index, "incoming", "host"), account["incoming"]["host"]
     for domain in data.get("domains") or {}:
         yield ("domains", domain), domain
-    for group, raw in (data.get("fleet") or {}).items():  # Ansible inventory host names
-        for index, host in enumerate(raw.get("hosts") or []):
-            yield ("fleet", group, "hosts", index), host
+    for group, raw in (data.get("fleet") or {}).items():
+        for domain in raw.get("recipient_relays") or {}:
+            yield ("fleet", group, "recipient_relays", domain), domain.removeprefix("@")
 
 
 class Names:

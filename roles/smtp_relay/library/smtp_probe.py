@@ -37,6 +37,16 @@ options:
   ca_pem: {type: str, description: PEM text of a private CA; default is the system store.}
   expect_auth: {type: bool, default: true, description: Fail when AUTH is not offered.}
   timeout: {type: float, default: 10, description: Seconds for each network step.}
+  every_address:
+    type: bool
+    default: false
+    description:
+      - Probe every IPv4 address of O(host) and, with O(ipv6), every IPv6 address (AAAA), each on
+        its own connection, and fail naming the source, relay, address and port of each failure
+        (the role's C(preflight)). Without it, one connection to the first address.
+  ipv6: {type: bool, default: true, description: With O(every_address), probe the IPv6 addresses too.}
+  relay: {type: str, description: The relay's name, for the messages.}
+  source: {type: str, description: The host probing (inventory name), for the messages.}
 author: smtpconf
 """
 
@@ -55,6 +65,7 @@ greeting: {description: The server's 220 greeting line., returned: when connecte
 auth: {description: AUTH mechanisms offered after TLS., returned: when connected, type: list}
 tls_version: {description: Negotiated TLS version., returned: with TLS, type: str}
 cert_not_after: {description: Certificate expiry (notAfter)., returned: with TLS, type: str}
+addresses: {description: With every_address, the result of each address that passed (address, family and the keys above)., returned: with every_address, type: list}
 """
 
 import socket
@@ -115,20 +126,20 @@ def context_for(ca_pem, where):
                                         f"({getattr(exc, 'reason', None) or exc})")
 
 
-def speaks_tls(host, port, timeout):
+def speaks_tls(host, port, timeout, address=None):
     """Only to learn *whether* a silent server speaks TLS (a mode mismatch), never to trust it."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((address or host, port), timeout=timeout) as sock:
             with context.wrap_socket(sock, server_hostname=host):
                 return True
     except (OSError, ssl.SSLError):
         return False
 
 
-def greeting(session, host, port, security, timeout, where):
+def greeting(session, host, port, security, timeout, where, address=None):
     """The greeting, waited for as long as ``timeout`` allows. On a plaintext port a server still
     silent at half time gets a TLS handshake on a second connection (as smtpconf check does)."""
     if security == "tls":
@@ -141,7 +152,7 @@ def greeting(session, host, port, security, timeout, where):
         # A socket file that timed out refuses every later read: nothing was buffered yet, so a
         # fresh one over the same socket is safe.
         session.file = session.sock.makefile("rb")
-    if speaks_tls(host, port, max(0.1, deadline - time.monotonic())):
+    if speaks_tls(host, port, max(0.1, deadline - time.monotonic()), address):
         raise Problem("tls-handshake-failed", f"{where} speaks implicit TLS (no plaintext greeting; a TLS "
                                               f"handshake succeeds), but security is {security}: use tls")
     session.sock.settimeout(max(0.1, deadline - time.monotonic()))
@@ -163,11 +174,13 @@ def cert_rule(exc):
     return "cert-untrusted"
 
 
-def probe(host, port, security, ca_pem, expect_auth, timeout):
-    where = "%s:%d" % (host, port)
+def probe(host, port, security, ca_pem, expect_auth, timeout, address=None, where=None):
+    """One probe; ``address`` (default: whatever ``host`` resolves to first) is where to connect,
+    ``host`` the name the certificate must carry."""
+    where = where or "%s:%d" % (host, port)
     result = {}
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((address or host, port), timeout=timeout)
     except socket.timeout:
         raise Problem("probe-timeout", f"{where}: no TCP connection within {timeout:g}s (firewall?)")
     except OSError as exc:
@@ -178,7 +191,7 @@ def probe(host, port, security, ca_pem, expect_auth, timeout):
         context = context_for(ca_pem, where) if security != "none" else None
         if security == "tls":
             session.upgrade(context, host)
-        code, lines = greeting(session, host, port, security, timeout, where)
+        code, lines = greeting(session, host, port, security, timeout, where, address)
         if code != 220:
             raise Problem("probe-unreachable", f"{where}: the server refuses service: {code} {' '.join(lines)}")
         result["greeting"] = "%d %s" % (code, " ".join(lines))
@@ -215,6 +228,45 @@ def probe(host, port, security, ca_pem, expect_auth, timeout):
         session.sock.close()
 
 
+def addresses(host, port, ipv6):
+    """Every address of ``host`` to probe: its IPv4 addresses and, when ``ipv6``, its IPv6 ones
+    (an IP literal is its own one address), in the resolver's order, each once."""
+    found = []
+    families = [(socket.AF_INET, "IPv4")] + ([(socket.AF_INET6, "IPv6")] if ipv6 else [])
+    for family, label in families:
+        try:
+            infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            continue  # no A (or AAAA) record: nothing of that family to probe
+        for info in infos:
+            address = info[4][0]
+            if address not in [a for a, _ in found]:
+                found.append((address, label))
+    return found
+
+
+def preflight(params):
+    """Probe every address of the relay; the failures, each naming host, relay, address and port."""
+    host, port, relay = params["host"], params["port"], params["relay"] or params["host"]
+    source = params["source"] or "this host"
+    found = addresses(host, port, params["ipv6"])
+    if not found:
+        raise Problem("probe-unreachable", f"from {source}: relay '{relay}': {host} has no IPv4"
+                                           f"{' or IPv6' if params['ipv6'] else ''} address (DNS?)")
+    results, failures = [], []
+    for address, family in found:
+        shown = "[%s]" % address if ":" in address else address
+        where = f"from {source}: relay '{relay}' {host} {family} {shown} port {port}"
+        try:
+            result = probe(host, port, params["security"], params["ca_pem"], params["expect_auth"],
+                           params["timeout"], address, where)
+        except Problem as problem:
+            failures.append(problem)
+            continue
+        results.append(dict(result, address=address, family=family))
+    return results, failures
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -224,10 +276,23 @@ def main():
             ca_pem=dict(type="str", required=False, default=None),
             expect_auth=dict(type="bool", default=True),
             timeout=dict(type="float", default=10.0),
+            every_address=dict(type="bool", default=False),
+            ipv6=dict(type="bool", default=True),
+            relay=dict(type="str", default=None),
+            source=dict(type="str", default=None),
         ),
         supports_check_mode=True,  # it only reads: the probe is the same in check mode
     )
     p = module.params
+    if p["every_address"]:
+        try:
+            results, failures = preflight(p)
+        except Problem as problem:
+            module.fail_json(msg=str(problem), rule=problem.rule)
+        if failures:
+            module.fail_json(msg="; ".join(str(f) for f in failures), rules=[f.rule for f in failures],
+                             addresses=results)
+        module.exit_json(changed=False, addresses=results)
     try:
         result = probe(p["host"], p["port"], p["security"], p["ca_pem"], p["expect_auth"], p["timeout"])
     except Problem as problem:
