@@ -164,3 +164,16 @@ def test_a_working_secret_command_and_file(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("file-pw\n")
     assert resolve(SecretRef("file", str(tmp_path / "pw")), tmp_path) == "file-pw"
     assert resolve(SecretRef("command", "printf 'cmd-pw\\n'"), tmp_path) == "cmd-pw"
+
+
+@pytest.mark.parametrize("command", [["check", "--no-dns", "--timeout", "2"],
+                                     ["send-test", "--relay", "lab", "--to", "b@example.com", "--timeout", "2"],
+                                     ["render", "-o", "OUT"]])
+def test_check_send_test_and_render_refuse_a_ca_file_on_dev_zero_at_once(tmp_path: Path, command: list[str]) -> None:
+    config = tmp_path / "smtpconf.yaml"
+    config.write_text("version: 1\nrelays:\n  lab: {host: 127.0.0.1, port: 2587, security: starttls, "
+                      "ca_file: /dev/zero}\n")
+    name, *options = command
+    done = run(name, str(config), *[str(tmp_path / "out") if o == "OUT" else o for o in options])
+    assert done.returncode == 1, done.stderr
+    assert "[ca-file-missing]" in done.stdout + done.stderr and "character device" in done.stdout + done.stderr
