@@ -663,6 +663,12 @@ class _SMTP(SMTP):
         # before it is the least invasive way to make a slow greeter.
         if self._greeting_delay > 0:
             await asyncio.sleep(self._greeting_delay)
+        provider = getattr(self.event_handler, "provider", None)
+        if provider is not None and provider.greeting_reply:
+            await self.push(provider.greeting_reply)
+            if self.transport is not None:
+                self.transport.close()
+            return
         await super()._handle_client()
 
     def abort(self) -> None:
@@ -758,6 +764,9 @@ class Provider:
       * ``auth_before_tls=True`` (starttls mode) -- offers STARTTLS *and* advertises/accepts AUTH
         before it; STARTTLS is then not required unless ``require_starttls=True``.
       * ``greeting_delay`` -- seconds to wait before the 220 greeting.
+      * ``greeting_reply`` -- answer every connection with this line instead of the 220 greeting
+        and hang up (``"421 4.7.0 Try again later"``: a relay over its sending limit). May be
+        changed while running.
       * a wrong-name or expired certificate: pass ``ssl_context=ca.issue(["other.test"])`` or
         ``ca.issue([...], expired=True)``.
 
@@ -799,6 +808,7 @@ class Provider:
         offer_starttls: bool = True,
         auth_before_tls: bool = False,
         greeting_delay: float = 0.0,
+        greeting_reply: str | None = None,
         oauth: IdentityProvider | None = None,
         oauth_mechanisms: Sequence[str] = ("XOAUTH2",),
         oauth_error_style: OAuthErrorStyle = "google",
@@ -824,6 +834,7 @@ class Provider:
         self.offer_starttls = offer_starttls
         self.auth_before_tls = auth_before_tls
         self.greeting_delay = greeting_delay
+        self.greeting_reply = greeting_reply
         self.require_starttls = (not auth_before_tls) if require_starttls is None else require_starttls
         if ssl_context is None and ca is not None and self._uses_tls:
             ssl_context = ca.issue([hostname, "localhost", LOOPBACK])
