@@ -93,7 +93,8 @@ def bench_probes(ca: TestCA, count: int, runs: int) -> tuple[ProbeRow, float | N
         argv = [str(BIN / "smtpconf"), "check", str(config), "--concurrency", str(count),
                 "--nameserver", f"127.0.0.1:{dns.port}", "--timeout", "20", "--quiet"]
         _, _, done = timed(argv)
-        assert done.returncode == 0 and not done.stdout.strip(), f"every endpoint must pass:\n{done.stdout[:2000]}"
+        assert done.returncode == 0 and not done.stdout.strip(), \
+            f"every endpoint must pass (exit {done.returncode}):\n{done.stdout[:2000]}{done.stderr[-2000:]}"
         wall, cpu = medians_of(argv, runs)
         _, base = medians_of(argv + ["--no-probe"], runs)
         narrow = median_of(argv[:3] + ["--concurrency", "20"] + argv[5:], 1) if count == ENDPOINTS else None
