@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     _add_report_options(check)
     check.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server for every query")
-    check.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+    check.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
                        help="limit for each query and probe (default 10)")
     check.add_argument("--concurrency", type=_positive_int, default=50, metavar="N",
                        help="probes and queries in flight at once (default 50)")
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--to", required=True, metavar="ADDR", help="recipient of the test message")
     send.add_argument("--from", dest="sender", metavar="ADDR", help="envelope sender (default: the account "
                                                                       "address or the relay username)")
-    send.add_argument("--timeout", type=_positive_float, default=20.0, metavar="SECONDS",
+    send.add_argument("--timeout", type=_seconds, default=20.0, metavar="SECONDS",
                       help="limit for the whole session, secret or token included, not for each read "
                            "(default 20)")
     send.add_argument("--nameserver", metavar="HOST[:PORT]", help="DNS server to resolve the host")
@@ -168,21 +168,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    """Seconds: positive and finite (0 would probe nothing, nan and inf never end)."""
+def _seconds(text: str) -> float:
+    """Seconds (every --timeout): positive and finite (0 would probe nothing, nan and inf never end)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value < float("inf"):  # false for nan too
-        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number")
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
     return value
 
 
 def _render(args: argparse.Namespace) -> int:
-    from smtpconf.render.command import run
+    from smtpconf.render.command import RenderOptions, execute
 
-    return run(args)
+    return execute(RenderOptions(file=args.file, output=args.output, only=args.only, format=args.format,
+                                 postfix_map_dir=args.postfix_map_dir, jobs=args.jobs))
 
 
 def _add_oauth2(commands: Any) -> None:
@@ -201,44 +202,37 @@ def _add_oauth2(commands: Any) -> None:
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--account", metavar="EMAIL", help="the account's login (its own, or its relay's)")
         who.add_argument("--relay", metavar="NAME", help="the relay's login")
-    token.add_argument("--timeout", type=_oauth2_seconds, default=20.0, metavar="SECONDS",
+    token.add_argument("--timeout", type=_seconds, default=20.0, metavar="SECONDS",
                        help="limit for the whole refresh, when one is needed (default 20)")
     token.set_defaults(func=_oauth2_token)
     login.add_argument("--device", action="store_true", help="device flow (RFC 8628): a code to type elsewhere")
     login.add_argument("--out", metavar="PATH", help="write the refresh token here (default: the {file:} of "
                                                       "oauth2.refresh_token)")
-    login.add_argument("--timeout", type=_oauth2_seconds, default=300.0, metavar="SECONDS",
+    login.add_argument("--timeout", type=_seconds, default=300.0, metavar="SECONDS",
                        help="limit for the whole login, sign-in included (default 300)")
     login.add_argument("--no-browser", action="store_true", help="only print the URL; do not start a browser")
     login.set_defaults(func=_oauth2_login)
 
 
-def _oauth2_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
-    return value
-
-
 def _oauth2_token(args: argparse.Namespace) -> int:
-    from smtpconf.oauth2.command import run_token
+    from smtpconf.oauth2.command import TokenOptions, execute_token
 
-    return run_token(args)
+    return execute_token(TokenOptions(args.file, account=args.account, relay=args.relay, timeout=args.timeout))
 
 
 def _oauth2_login(args: argparse.Namespace) -> int:
-    from smtpconf.oauth2.command import run_login
+    from smtpconf.oauth2.command import LoginOptions, execute_login
 
-    return run_login(args)
+    return execute_login(LoginOptions(args.file, account=args.account, relay=args.relay, timeout=args.timeout,
+                                      device=args.device, out=args.out, browser=not args.no_browser))
 
 
 def _send_test(args: argparse.Namespace) -> int:
-    from smtpconf.probe.sendtest import run
+    from smtpconf.probe.sendtest import SendTestOptions, execute
 
-    return run(args)
+    return execute(SendTestOptions(file=args.file, to=args.to, account=args.account, relay=args.relay,
+                                   sender=args.sender, timeout=args.timeout, nameserver=args.nameserver,
+                                   allow_plaintext=args.allow_plaintext))
 
 
 def _schema(args: argparse.Namespace) -> int:

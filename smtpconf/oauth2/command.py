@@ -17,7 +17,6 @@ Any change to the file — or a token that needs refreshing — takes the full p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +49,55 @@ class Chosen:
         self.login_command = login_command  # what to run when the refresh token is refused
 
 
-def run_token(args: argparse.Namespace) -> int:
+class TokenOptions:
+    """``smtpconf oauth2 token FILE (--account EMAIL | --relay NAME) [--timeout SECONDS]``: one of
+    ``account`` and ``relay``. (Frozen by hand: a dataclass costs the short path its imports.)"""
+
+    __slots__ = ("file", "account", "relay", "timeout")
+    file: str
+    account: str | None
+    relay: str | None
+    timeout: float
+
+    def __init__(self, file: str, *, account: str | None = None, relay: str | None = None,
+                 timeout: float = 20.0) -> None:
+        _init(self, file=file, account=account, relay=relay, timeout=timeout)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+
+class LoginOptions:
+    """``smtpconf oauth2 login FILE (--account EMAIL | --relay NAME) [--device] [--out PATH] ...``."""
+
+    __slots__ = ("file", "account", "relay", "timeout", "device", "out", "browser")
+    file: str
+    account: str | None
+    relay: str | None
+    timeout: float
+    device: bool
+    out: str | None
+    browser: bool
+
+    def __init__(self, file: str, *, account: str | None = None, relay: str | None = None,
+                 timeout: float = 300.0, device: bool = False, out: str | None = None,
+                 browser: bool = True) -> None:
+        _init(self, file=file, account=account, relay=relay, timeout=timeout, device=device, out=out,
+              browser=browser)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+
+def _init(options: object, **values: object) -> None:
+    for name, value in values.items():
+        object.__setattr__(options, name, value)
+
+
+Options = TokenOptions | LoginOptions
+
+
+def execute_token(args: TokenOptions) -> int:
     from smtpconf.oauth2 import InvalidGrant, access_token, cache
 
     index = _index(args)
@@ -82,7 +129,7 @@ def run_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _index(args: argparse.Namespace) -> Key | None:
+def _index(args: TokenOptions) -> Key | None:
     """The index key of this file as it is now, and this ``--account``/``--relay``."""
     import os
 
@@ -94,21 +141,21 @@ def _index(args: argparse.Namespace) -> Key | None:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    who = ("relay", args.relay) if args.relay is not None else ("account", args.account.lower())
+    who = ("relay", args.relay) if args.relay is not None else ("account", (args.account or "").lower())
     return cache.key("index", path, *who, stamps=(__version__, str(st.st_dev), str(st.st_ino), str(st.st_size),
                                                   str(st.st_mtime_ns), str(st.st_ctime_ns)))
 
 
-def run_login(args: argparse.Namespace) -> int:
+def execute_login(args: LoginOptions) -> int:
     from smtpconf.oauth2.flows import login
 
     chosen = choose(args, _LOGIN_COMMAND_RULES)
     login(chosen.login, chosen.config.doc.path.parent, what=chosen.what, device=args.device,
-          out=Path(args.out) if args.out else None, timeout=args.timeout, browser=not args.no_browser)
+          out=Path(args.out) if args.out else None, timeout=args.timeout, browser=args.browser)
     return EXIT_OK
 
 
-def choose(args: argparse.Namespace, rules: tuple[str, ...] = _LOGIN_RULES) -> Chosen:
+def choose(args: Options, rules: tuple[str, ...] = _LOGIN_RULES) -> Chosen:
     config = load_for_login(Path(args.file), args.file)
     if args.relay is not None:
         relay = config.relays.get(args.relay)
@@ -116,6 +163,7 @@ def choose(args: argparse.Namespace, rules: tuple[str, ...] = _LOGIN_RULES) -> C
             raise UsageError(f"no relay '{args.relay}' in {args.file} (relays: {', '.join(config.relays) or 'none'})")
         login, what, who, paths = relay.login, f"relay '{relay.name}'", f"--relay {args.relay}", [relay.path]
     else:
+        assert args.account is not None
         wanted = args.account.lower()
         account = next((a for a in config.accounts if a.email.lower() == wanted), None)
         if account is None:

@@ -16,13 +16,13 @@ mechanism, XOAUTH2 or OAUTHBEARER (:mod:`smtpconf.probe.sasl`), and a refusal is
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shlex
 import smtplib
 import ssl
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
+from dataclasses import dataclass
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, TypeVar
@@ -56,7 +56,21 @@ class Target(NamedTuple):
         return self.login.password
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class SendTestOptions:
+    """What ``smtpconf send-test`` was asked to do: one of ``account`` and ``relay``."""
+
+    file: str
+    to: str
+    account: str | None = None
+    relay: str | None = None
+    sender: str | None = None  # --from; None: the account's address or the relay's username
+    timeout: float = 20.0  # the whole session, secret or token included (the CLI checks it is positive)
+    nameserver: str | None = None
+    allow_plaintext: bool = False
+
+
+def execute(args: SendTestOptions) -> int:
     result = lint_path(Path(args.file), args.file)
     config = gate(result, "send-test", "nothing was sent")
     if config is None:
@@ -102,13 +116,14 @@ def _address(value: str, what: str) -> Address:
     return Address(f"{local}@{domain}", not local.isascii())
 
 
-def _target(config: Config, args: argparse.Namespace) -> Target:
+def _target(config: Config, args: SendTestOptions) -> Target:
     if args.relay:
         relay = config.relays.get(args.relay)
         if relay is None:
             raise UsageError(f"no relay '{args.relay}' in {args.file} (relays: {', '.join(config.relays) or 'none'})")
         sender = relay.username if relay.username and "@" in relay.username else None
         return Target(f"relay '{relay.name}'", relay.endpoint, relay.login, sender, ("--relay", relay.name))
+    assert args.account is not None
     wanted = args.account.lower()
     for account in config.accounts:
         if account.email.lower() == wanted:
@@ -118,7 +133,7 @@ def _target(config: Config, args: argparse.Namespace) -> Target:
     raise UsageError(f"no account '{args.account}' in {args.file} (accounts: {known})")
 
 
-def _send(target: Target, sender: Address, to: Address, args: argparse.Namespace, base_dir: Path,
+def _send(target: Target, sender: Address, to: Address, args: SendTestOptions, base_dir: Path,
           clock: Clock) -> None:
     ep = target.endpoint
     oauth2 = target.login.auth == "oauth2"
@@ -158,7 +173,7 @@ def _secret(target: Target, base_dir: Path, clock: Clock) -> str | None:
     return value
 
 
-def _token(target: Target, args: argparse.Namespace, base_dir: Path, clock: Clock) -> str:
+def _token(target: Target, args: SendTestOptions, base_dir: Path, clock: Clock) -> str:
     from smtpconf.oauth2 import OAuth2Error, access_token
 
     oauth2 = target.login.oauth2
@@ -174,11 +189,11 @@ def _token(target: Target, args: argparse.Namespace, base_dir: Path, clock: Cloc
     return token
 
 
-def _login_command(target: Target, args: argparse.Namespace) -> str:
+def _login_command(target: Target, args: SendTestOptions) -> str:
     return "smtpconf oauth2 login " + " ".join(shlex.quote(word) for word in (args.file, *target.selector))
 
 
-def _resolve(ep: Endpoint, args: argparse.Namespace, clock: Clock) -> str:
+def _resolve(ep: Endpoint, args: SendTestOptions, clock: Clock) -> str:
     from smtpconf.probe.resolver import Resolver
 
     async def lookup() -> Any:
@@ -193,7 +208,7 @@ def _resolve(ep: Endpoint, args: argparse.Namespace, clock: Clock) -> str:
 
 
 def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: Address, to: Address,
-              args: argparse.Namespace) -> None:
+              args: SendTestOptions) -> None:
     ep = target.endpoint
     _ehlo(client)
     if ep.security == "starttls":
