@@ -119,12 +119,16 @@ def test_group_vars_are_the_postfix_targets_variables_with_vault_references(exam
     config = lint_path(EXAMPLE).config
     assert config is not None
     references = {"gmail-ops": "{{ vault_gmail_ops }}", "ses": "{{ vault_ses }}",
+                  "ses-backup": "{{ vault_ses_backup }}", "partner-smarthost": "{{ vault_partner_smtp_password }}",
                   "lab": "{{ vault_lab_smtp_password }}"}
     for name in ("web", "batch"):
         written = yaml.safe_load((example_out / "group_vars" / f"{name}.yml").read_text())
         oauth2 = {"o365": {"refresh_token": "{{ vault_o365_refresh }}"}}  # the example's OAuth2 sender relay
         assert written == role_vars(config, config.fleet[name], references, oauth2)
     web = yaml.safe_load((example_out / "group_vars" / "web.yml").read_text())
+    # The example's failover list and recipient route (SPEC §8).
+    assert web["smtp_relay_relay"] == ["gmail-ops", "ses-backup"]
+    assert web["smtp_relay_recipient_relays"] == {"partner.example": "partner-smarthost"}
     assert web["smtp_relay_relays"]["lab"]["ca_pem"].startswith("-----BEGIN CERTIFICATE-----\n")
     assert "ca_pem: |" in (example_out / "group_vars" / "web.yml").read_text()  # readable PEM
 

@@ -542,3 +542,98 @@ def test_oauth2_script_is_stdlib_only() -> None:
     done = subprocess.run([sys.executable, "-I", "-S", str(ROOT / "roles/smtp_relay/files/smtpconf-oauth2")],
                           capture_output=True, text=True)
     assert done.returncode == 64 and "refresh" in done.stderr and "deliver" in done.stderr
+
+
+ROUTES = """\
+version: 1
+relays:
+  a: {host: a.example.com, port: 587, security: starttls, username: ua, password: {env: T_A}}
+  b: {host: b.example.com, port: 587, security: starttls, username: ub, password: {env: T_A}}
+  c: {host: c.example.com, port: 465, security: tls, username: uc, password: {env: T_A}}
+  d: {host: d.example.com, port: 465, security: tls, username: ud, password: {env: T_A}}
+  p: {host: p.example.com, port: 587, security: starttls, username: up, password: {env: T_A}}
+fleet:
+  web:
+    hosts: [web1.example.com]
+    relay: [a, b]
+    sender_relays: {billing@example.com: [c, d], "@example.com": p}
+    recipient_relays: {partner.example: [p, a], "@Other.Example": c}
+"""
+
+
+@pytest.fixture
+def routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("T_A", "pw")
+    return files(load(tmp_path, ROUTES))
+
+
+def test_relay_lists_become_postfix_destination_lists_in_order(routes: dict[str, str]) -> None:
+    main = settings(routes["postfix/web/main.cf"])
+    assert main["relayhost"] == "[a.example.com]:587, [b.example.com]:587"
+    assert table(routes["postfix/web/sender_relay"]) == {
+        "@example.com": "[p.example.com]:587", "billing@example.com": "[c.example.com]:465, [d.example.com]:465"}
+    assert main["transport_maps"] == "hash:/etc/postfix/smtpconf/transport"
+    # Recipient routes: the domain without '@', lower case, with its list's transport.
+    assert table(routes["postfix/web/transport"]) == {
+        "other.example": "smtpconf_route_smtps:[c.example.com]:465",
+        "partner.example": "smtpconf_route:[p.example.com]:587, [a.example.com]:587"}
+
+
+def test_every_relay_of_every_list_has_its_next_hop_credential(routes: dict[str, str]) -> None:
+    sasl = table(routes["postfix/web/sasl_passwd"])
+    assert sasl == {"[a.example.com]:587": "ua:pw", "[b.example.com]:587": "ub:pw", "[c.example.com]:465": "uc:pw",
+                    "[d.example.com]:465": "ud:pw", "[p.example.com]:587": "up:pw",
+                    "@example.com": "up:pw"}  # a sender key only for a sender with one relay
+    policy = table(routes["postfix/web/tls_policy"])
+    assert sorted(policy) == sorted(k for k in sasl if k.startswith("["))
+
+
+def test_sender_lists_and_recipient_routes_get_transports_without_sender_keys(routes: dict[str, str]) -> None:
+    main = settings(routes["postfix/web/main.cf"])
+    assert main["smtp_sender_dependent_authentication"] == "yes"  # for @example.com's single relay
+    assert main["sender_dependent_default_transport_maps"] == "hash:/etc/postfix/smtpconf/sender_transport"
+    assert table(routes["postfix/web/sender_transport"]) == {"@example.com": "smtp",
+                                                             "billing@example.com": "smtpconf_route_smtps"}
+    master = [line for line in routes["postfix/web/master.cf"].splitlines() if not line.startswith("#")]
+    assert master == [
+        "smtpconf_route unix - - n - - smtp -o syslog_name=postfix/smtpconf_route -o smtp_tls_wrappermode=no "
+        "-o smtp_sender_dependent_authentication=no",
+        "smtpconf_route_smtps unix - - n - - smtp -o syslog_name=postfix/smtpconf_route_smtps "
+        "-o smtp_tls_wrappermode=yes -o smtp_tls_security_level=verify -o smtp_sender_dependent_authentication=no"]
+
+
+def test_a_group_without_routes_keeps_its_settings(mixed: dict[str, str]) -> None:
+    main = settings(mixed["postfix/web/main.cf"])
+    assert main["transport_maps"] == "" and mixed["postfix/web/transport"].splitlines()[1:] == []
+    assert "smtpconf_route" not in mixed["postfix/web/master.cf"]
+
+
+def test_oauth2_recipient_route_goes_through_its_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_O365_SECRET", CLIENT_SECRET)
+    (tmp_path / "o365.refresh").write_text(REFRESH_TOKEN + "\n")
+    text = OAUTH2.replace("    relay: o365\n", "    relay: ses\n").replace(
+        "      billing@example.com: ses\n", "      billing@example.com: ses\n    recipient_relays: {partner.example: o365}\n")
+    out = files(load(tmp_path, text))
+    assert table(out["postfix/web/transport"]) == {"partner.example": "smtpconf_oauth2_o365:[smtp.office365.com]:587"}
+    assert settings(out["postfix/web/main.cf"])["smtpconf_oauth2_o365_destination_recipient_limit"] == "1"
+    assert "smtpconf_oauth2_o365 unix - n n - - pipe" in out["postfix/web/master.cf"]
+    assert "postfix/web/msmtp-o365.conf" in out
+
+
+def test_a_list_with_an_unresolvable_secret_is_left_to_the_ansible_target(tmp_path: Path) -> None:
+    source = tmp_path / "smtpconf.yaml"
+    source.write_text(
+        "version: 1\n"
+        "relays:\n"
+        "  here: {host: smtp.example.com, username: u, password: {env: SMTPCONF_TEST_HERE}}\n"
+        "  vaulted: {host: smtp.example.org, username: v, password: {vault: vault_relay_password}}\n"
+        "fleet:\n"
+        "  web: {relay: [here, vaulted]}\n", encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "SMTPCONF_TEST_HERE": "canary-Xq7"}
+    done = run_cli("render", str(source), "-o", str(tmp_path / "all"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "all" / "postfix" / "web").exists()
+    assert "fleet group 'web'" in done.stderr and "vault_relay_password" in done.stderr
+    done = run_cli("render", str(source), "-o", str(tmp_path / "only"), "--only", "postfix", env=env)
+    assert done.returncode == 2 and "vault_relay_password" in done.stderr
+    assert "canary-Xq7" not in done.stdout + done.stderr
