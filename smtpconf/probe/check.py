@@ -136,7 +136,7 @@ def ensure_descriptors(concurrency: int) -> None:
 async def live_findings(results: list[FileResult], options: LiveOptions) -> tuple[list[Finding], list[Observations]]:
     # dnspython's resolver is imported here, not at start-up (STYLE: lint stays light).
     from smtpconf.probe.discovery import SiteOptions, check_sites
-    from smtpconf.probe.dns_checks import check_domains
+    from smtpconf.probe.dns_checks import SiteFetch, check_domains
     from smtpconf.probe.endpoints import Prober
     from smtpconf.probe.observations import DomainSeen, Observations
     from smtpconf.probe.relay_lookup import postfix_lookups
@@ -150,15 +150,18 @@ async def live_findings(results: list[FileResult], options: LiveOptions) -> tupl
     progress = Progress(len(keys) + (sum(len(c.domains) for c in configs) if options.dns else 0))
     prober = Prober(resolver, limit, options.timeout, smtp=options.probe, on_done=progress.tick)
 
+    site_options = SiteOptions(options.timeout, options.ca_file, options.https_port)
+    # The MTA-STS policies are fetched like the discovery sites: over HTTPS, so not under --no-probe.
+    site_fetch = SiteFetch(limit, site_options) if options.probe else None
+
     async def one(config_index: int) -> tuple[list[Finding], Observations]:
         config = configs[config_index]
         domains: tuple[list[LiveHit], list[DomainSeen]] = ([], [])
-        sites = asyncio.ensure_future(check_sites(config, resolver, limit, SiteOptions(
-            options.timeout, options.ca_file, options.https_port))) if options.probe else None
+        sites = asyncio.ensure_future(check_sites(config, resolver, limit, site_options)) if options.probe else None
         endpoint_hits = asyncio.gather(prober.check(config), postfix_lookups(config, resolver))
         if options.dns:
             (probed, relays), domains = await asyncio.gather(
-                endpoint_hits, _counted(check_domains(config, resolver), len(config.domains), progress))
+                endpoint_hits, _counted(check_domains(config, resolver, site_fetch), len(config.domains), progress))
         else:
             probed, relays = await endpoint_hits
         hits = probed + relays + domains[0] + (await sites if sites is not None else [])

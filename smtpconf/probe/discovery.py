@@ -17,6 +17,7 @@ import asyncio
 import plistlib
 import ssl
 import xml.etree.ElementTree as ElementTree
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from smtpconf.model import Config, DomainPolicy
@@ -68,6 +69,7 @@ async def check_sites(config: Config, resolver: Resolver, limit: asyncio.Semapho
     return [hit for hits in await asyncio.gather(*jobs) for hit in hits]
 
 
+@lru_cache(maxsize=None)
 def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_file:
@@ -112,44 +114,7 @@ class _DomainSite:
             self.hit("discovery-drift", f"{url}: {difference(path, reply.body, expected)}")
 
     async def fetch(self, url: Url) -> Reply:
-        answer = await self.resolver.client_addresses(url.host)
-        if not answer.found:
-            raise FetchError(f"{url.host} does not resolve ({answer.reason})")
-        address = answer.records[0]
-        async with self.limit:
-            try:
-                return await asyncio.wait_for(self._exchange(address, url), self.options.timeout)
-            except asyncio.TimeoutError:
-                raise FetchError(f"no answer from {address} within {self.options.timeout:g}s") from None
-            except ssl.SSLCertVerificationError as exc:
-                raise FetchError(f"the certificate of {address} is refused for {url.host}: "
-                                 f"{exc.verify_message or exc.reason}") from None
-            except ssl.SSLError as exc:
-                raise FetchError(f"TLS with {address} failed: {exc.reason or exc}") from None
-            except OSError as exc:
-                raise FetchError(f"cannot connect to {address} port {self.options.https_port}: "
-                                 f"{exc.strerror or exc}") from None
-
-    async def _exchange(self, address: str, url: Url) -> Reply:
-        reader, writer = await asyncio.open_connection(address, self.options.https_port, ssl=self.context,
-                                                       server_hostname=url.host)
-        try:
-            body = OUTLOOK_REQUEST if url.method == "POST" else b""
-            head = [f"{url.method} {url.path} HTTP/1.1", f"Host: {url.host}", "User-Agent: smtpconf-check",
-                    "Accept: */*", "Connection: close"]
-            if url.method == "POST":
-                head += ["Content-Type: text/xml", f"Content-Length: {len(body)}"]
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body)
-            await writer.drain()
-            data = await reader.read(MAX_REPLY + 65536)
-            while data and len(data) <= MAX_REPLY + 65536:
-                more = await reader.read(65536)
-                if not more:
-                    break
-                data += more
-        finally:
-            writer.close()
-        return parse_reply(data)
+        return await fetch(url, self.resolver, self.limit, self.options, self.context)
 
     async def mta_sts(self) -> None:
         """The served policy parses and covers the MX records; the _mta-sts id is the file's."""
@@ -184,6 +149,52 @@ class _DomainSite:
         if unused:
             self.hit("mta-sts-invalid", f"{url}: mx {', '.join(unused)} matches no MX record of "
                                         f"{self.policy.host} ({', '.join(hosts)})")
+
+
+async def fetch(url: Url, resolver: Resolver, limit: asyncio.Semaphore, options: SiteOptions,
+                context: ssl.SSLContext | None = None) -> Reply:
+    """One request to a published URL, as a client makes it (also the MTA-STS policy of any domain
+    with an ``_mta-sts`` record, for check's report: dns_checks.py)."""
+    context = context or _tls_context(options.ca_file)
+    answer = await resolver.client_addresses(url.host)
+    if not answer.found:
+        raise FetchError(f"{url.host} does not resolve ({answer.reason})")
+    address = answer.records[0]
+    async with limit:
+        try:
+            return await asyncio.wait_for(_exchange(address, url, options, context), options.timeout)
+        except asyncio.TimeoutError:
+            raise FetchError(f"no answer from {address} within {options.timeout:g}s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise FetchError(f"the certificate of {address} is refused for {url.host}: "
+                             f"{exc.verify_message or exc.reason}") from None
+        except ssl.SSLError as exc:
+            raise FetchError(f"TLS with {address} failed: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise FetchError(f"cannot connect to {address} port {options.https_port}: "
+                             f"{exc.strerror or exc}") from None
+
+
+async def _exchange(address: str, url: Url, options: SiteOptions, context: ssl.SSLContext) -> Reply:
+    reader, writer = await asyncio.open_connection(address, options.https_port, ssl=context,
+                                                   server_hostname=url.host)
+    try:
+        body = OUTLOOK_REQUEST if url.method == "POST" else b""
+        head = [f"{url.method} {url.path} HTTP/1.1", f"Host: {url.host}", "User-Agent: smtpconf-check",
+                "Accept: */*", "Connection: close"]
+        if url.method == "POST":
+            head += ["Content-Type: text/xml", f"Content-Length: {len(body)}"]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("ascii") + body)
+        await writer.drain()
+        data = await reader.read(MAX_REPLY + 65536)
+        while data and len(data) <= MAX_REPLY + 65536:
+            more = await reader.read(65536)
+            if not more:
+                break
+            data += more
+    finally:
+        writer.close()
+    return parse_reply(data)
 
 
 def parse_reply(data: bytes) -> Reply:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from smtpconf.model import Account, Config, DomainPolicy, preset_of
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.observations import DmarcSeen, DomainSeen, MtaStsSeen, SpfSeen
 from smtpconf.probe.resolver import Answer, Resolver
 from smtpconf.probe.spf import LOOKUP_LIMIT, VOID_LIMIT, SpfTree, spf_records, walk
+
+if TYPE_CHECKING:
+    from smtpconf.probe.discovery import SiteOptions
 
 DMARC_ORDER = ("none", "quarantine", "reject")
 DMARC_WALK_LIMIT = 8  # RFC 9989 §4.10: the tree walk makes at most 8 queries
@@ -58,8 +61,10 @@ def organizational_domain(domain: str, found: list[tuple[str, dict[str, str]]]) 
 
 
 class DomainCheck:
-    def __init__(self, config: Config, policy: DomainPolicy, resolver: Resolver) -> None:
+    def __init__(self, config: Config, policy: DomainPolicy, resolver: Resolver,
+                 site: SiteFetch | None = None) -> None:
         self.config, self.policy, self.resolver = config, policy, resolver
+        self.site = site  # how to fetch the MTA-STS policy; None: not fetched (--no-probe)
         self.domain = policy.host
         self.hits: list[LiveHit] = []
         self.seen_spf: SpfSeen | None = None
@@ -238,10 +243,32 @@ class DomainCheck:
             what = "no record starting with v=STSv1" if not records else f"{len(records)} v=STSv1 records"
             return self.hit("mta-sts-invalid", f"{name} has {what} (RFC 8461 §3.1)")
         sts_id = _tags(records[0]).get("id", "")
-        self.seen_mta_sts = MtaStsSeen(None, sts_id)
+        self.seen_mta_sts = await self.mta_sts_mode(sts_id)
         if not _STS_ID.match(sts_id):
             self.hit("mta-sts-invalid", f"{name}: id= must be 1-32 letters or digits (RFC 8461 §3.1), "
                                         f"got '{sts_id}'")
+
+    async def mta_sts_mode(self, sts_id: str) -> MtaStsSeen:
+        """The mode of the policy the record announces, read as a sending MTA reads it (RFC 8461
+        §3.3). Only reported: what is wrong with a served policy is the site check's to say
+        (discovery.py, for domains with ``site:``)."""
+        if self.site is None:
+            return MtaStsSeen(None, sts_id, "not fetched (--no-probe)")
+        from smtpconf.probe.discovery import FetchError, fetch
+        from smtpconf.render.mta_sts import PolicyError, parse_policy
+        from smtpconf.render.site import MTA_STS_FILE, published_urls
+
+        url = published_urls(self.domain, MTA_STS_FILE)[0]
+        try:
+            reply = await fetch(url, self.resolver, self.site.limit, self.site.options)
+        except FetchError as exc:
+            return MtaStsSeen(None, sts_id, f"{url}: {exc}")
+        if reply.status != 200:
+            return MtaStsSeen(None, sts_id, f"{url}: HTTP {reply.status}")
+        try:
+            return MtaStsSeen(parse_policy(reply.body.decode("utf-8")).mode, sts_id)
+        except (PolicyError, UnicodeDecodeError) as exc:
+            return MtaStsSeen(None, sts_id, f"{url} does not parse: {exc}")
 
     async def tls_rpt(self) -> None:
         name = f"_smtp._tls.{self.domain}"
@@ -294,7 +321,15 @@ def expected_srv(accounts: Iterable[Account]) -> dict[str, set[tuple[str, int]]]
     return expected_srv_services(accounts)
 
 
-async def check_domains(config: Config, resolver: Resolver) -> tuple[list[LiveHit], list[DomainSeen]]:
-    checks = [DomainCheck(config, p, resolver) for p in config.domains.values()]
+class SiteFetch(NamedTuple):
+    """How the MTA-STS policies are fetched: as the discovery sites are (probe/discovery.py)."""
+
+    limit: asyncio.Semaphore
+    options: SiteOptions
+
+
+async def check_domains(config: Config, resolver: Resolver,
+                        site: SiteFetch | None = None) -> tuple[list[LiveHit], list[DomainSeen]]:
+    checks = [DomainCheck(config, p, resolver, site) for p in config.domains.values()]
     results = await asyncio.gather(*(c.run() for c in checks))
     return [hit for hits in results for hit in hits], sorted((c.seen for c in checks), key=lambda d: d.domain)

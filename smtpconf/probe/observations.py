@@ -58,8 +58,9 @@ class DmarcSeen(NamedTuple):
 
 
 class MtaStsSeen(NamedTuple):
-    mode: str | None  # enforce | testing | none; None when the policy file was not read
+    mode: str | None  # enforce | testing | none, from the served policy; None when it was not read
     id: str | None  # the TXT record's id=; None without a record
+    unread: str | None = None  # why the policy was not read (--no-probe, unreachable, does not parse)
 
 
 class DomainSeen(NamedTuple):
@@ -150,7 +151,7 @@ def describe_domain(d: DomainSeen) -> str:
     else:
         parts.append("DMARC not verified")
     if d.mta_sts:
-        mode = f"mode {d.mta_sts.mode}" if d.mta_sts.mode else "policy not fetched"
+        mode = f"mode {d.mta_sts.mode}" if d.mta_sts.mode else f"policy not read: {d.mta_sts.unread}"
         parts.append(f"MTA-STS id={d.mta_sts.id} ({mode})")
     else:
         parts.append("no MTA-STS")

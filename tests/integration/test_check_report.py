@@ -7,9 +7,11 @@ carries the same observations (docs/check.md); the order is stable."""
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import re
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,34 @@ ZONE = "rep.test"
 USERS = {"relayuser": "relaypass"}
 # A certificate subject is the server's text: it must not reach the terminal as control codes.
 HOSTILE_CN = "evil\x1b[2J\nforged line"
+POLICY = b"version: STSv1\nmode: enforce\nmx: zeta.rep.test\nmax_age: 86400\n"
+
+
+class PolicySite:
+    """https://mta-sts.rep.test/.well-known/mta-sts.txt on a loopback port (RFC 8461 §3.2)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                found = self.path == "/.well-known/mta-sts.txt"
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(POLICY) if found else 0))
+                self.end_headers()
+                if found:
+                    self.wfile.write(POLICY)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Stand:
@@ -41,7 +71,9 @@ class Stand:
             "odd": stack.enter_context(Provider("tls", hostname=f"odd.{ZONE}", users=USERS,
                                                 ssl_context=hostile)).port,
         }
-        records = [(name, "A", "127.0.0.1") for name in self.ports]
+        self.site = PolicySite(self.ca.issue([f"mta-sts.{ZONE}"]))
+        stack.callback(self.site.close)
+        records = [(name, "A", "127.0.0.1") for name in [*self.ports, "mta-sts"]]
         # 1 (include) + 2 (its includes) + 1 (mx) = 4 lookups.
         records += [("@", "TXT", f"v=spf1 mx include:_spf.{ZONE} -all"), ("@", "MX", f"10 zeta.{ZONE}."),
                     ("_spf", "TXT", f"v=spf1 ip4:127.0.0.1 a:zeta.{ZONE} a:alpha.{ZONE} -all"),
@@ -66,6 +98,7 @@ class Stand:
 
     def check(self, config: Path, *args: str) -> Any:
         return smtpconf("check", str(config), "--nameserver", f"127.0.0.1:{self.dns.port}", "--timeout", "5",
+                        "--https-port", str(self.site.port), "--ca-file", str(self.ca.ca_pem_path),
                         *args, env={"RELAY_PASSWORD": "relaypass"})
 
 
@@ -88,7 +121,7 @@ def test_text_lists_what_was_verified(stand: Stand, tmp_path: Path) -> None:
     assert " tls (relay 'alpha'): 127.0.0.1 (DNS), TLSv1." in alpha and "AUTH after TLS: " in alpha, alpha
     [domain] = [line for line in lines if f"domain {ZONE}:" in line]
     assert domain.endswith(f"domain {ZONE}: SPF 4 of 10 DNS lookups, DMARC p=reject at _dmarc.{ZONE} "
-                           f"(2 queries, organizational domain {ZONE}), MTA-STS id=20261201 (policy not fetched)"), domain
+                           f"(2 queries, organizational domain {ZONE}), MTA-STS id=20261201 (mode enforce)"), domain
 
 
 def test_server_text_cannot_forge_lines(stand: Stand, tmp_path: Path) -> None:
@@ -142,7 +175,7 @@ def test_json_carries_the_observations(stand: Stand, tmp_path: Path) -> None:
         "spf": {"lookups": 4, "limit": 10, "over_limit_by": None},
         "dmarc": {"policy": "reject", "tag": "p", "published": "reject", "testing": False,
                   "found_at": f"_dmarc.{ZONE}", "organizational_domain": ZONE, "queries": 2},
-        "mta_sts": {"mode": None, "id": "20261201"},
+        "mta_sts": {"mode": "enforce", "id": "20261201", "unread": None},
     }
 
 
@@ -160,3 +193,16 @@ def test_json_names_the_include_that_takes_spf_over_10(tmp_path: Path) -> None:
                                                                "over_limit_by": f"include:big.{ZONE}"}
     [message] = [f["message"] for f in report["findings"] if f["rule"] == "spf-too-many-lookups"]
     assert f"(limit 10; include:big.{ZONE} takes it over)" in message
+
+
+def test_the_mta_sts_mode_is_read_from_the_served_policy_only(stand: Stand, tmp_path: Path) -> None:
+    config = stand.config(tmp_path / "smtpconf.yaml")
+    done = stand.check(config, "--format", "json", "--no-probe")
+    [domain] = json.loads(done.stdout)["observations"][0]["domains"]
+    assert domain["mta_sts"] == {"mode": None, "id": "20261201", "unread": "not fetched (--no-probe)"}
+    # A policy that is not served is said so, in the report (what is wrong with it is the site check's).
+    done = smtpconf("check", str(config), "--nameserver", f"127.0.0.1:{stand.dns.port}", "--timeout", "5",
+                    "--https-port", "9", "--ca-file", str(stand.ca.ca_pem_path), env={"RELAY_PASSWORD": "x"})
+    [line] = [line for line in done.stdout.splitlines() if f"domain {ZONE}:" in line]
+    assert (f"MTA-STS id=20261201 (policy not read: https://mta-sts.{ZONE}/.well-known/mta-sts.txt: cannot "
+            "connect to 127.0.0.1 port 9") in line, line
