@@ -13,3 +13,9 @@ class UsageError(FatalError):
 
 class RenderError(FatalError):
     """A render that cannot be completed; the output directory is left as it was (exit 2)."""
+
+
+class UnwritableValue(RenderError):
+    """A value the format of a file cannot hold (a line break in an msmtprc setting, a control
+    character in XML): raised by the escapes of ``render/escape.py``, refused as the user's mistake.
+    Any other exception in a target is a bug of ours."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from smtpconf.errors import RenderError
+from smtpconf.errors import RenderError, UnwritableValue
 from smtpconf.lint import lint_path
 from smtpconf.render import render
 from smtpconf.render.escape import xml
@@ -159,7 +159,7 @@ def test_skipped_accounts_are_one_bounded_note(tmp_path: Path) -> None:
 def test_characters_xml_cannot_hold_are_refused(tmp_path: Path, bad: str) -> None:
     # The schema keeps these out of display names; this is the second line (plistlib itself
     # would write U+FFFE, U+FFFF and lone surrogates into an ill-formed plist).
-    with pytest.raises(ValueError, match=f"U\\+{ord(bad):04X} cannot be written in XML"):
+    with pytest.raises(UnwritableValue, match=f"U\\+{ord(bad):04X} cannot be written in XML"):
         xml(f"A{bad}B")
     config = write_config(tmp_path, """\
         version: 1

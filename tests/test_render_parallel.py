@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from smtpconf.cli import main
-from smtpconf.errors import RenderError
+from smtpconf.errors import RenderError, UnwritableValue
 from smtpconf.lint import lint_path
 from smtpconf.model import Config
 from smtpconf.render import (
@@ -96,7 +96,7 @@ def test_a_target_failing_in_a_worker_leaves_the_output_as_it_was(
 
     def broken(ctx: RenderContext) -> Iterator[RenderedFile]:
         yield RenderedFile("broken/first", b"half", "broken")
-        raise ValueError("value not allowed in a Postfix setting or table: 'a b'")
+        raise UnwritableValue("value not allowed in a Postfix setting or table: 'a b'")
 
     plug_target("broken", broken)
     capsys.readouterr()

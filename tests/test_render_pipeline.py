@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import pytest
 
 from smtpconf.cli import main
+from smtpconf.errors import UnwritableValue
 from smtpconf.render import MANIFEST_NAME, SECRET_MODE, RenderContext, RenderedFile
 from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
     ACCOUNTS_YAML, TargetRender, leftovers, plug_target, render_ok, tree, write_config,
@@ -172,12 +173,31 @@ def test_a_target_that_fails_leaves_the_output_as_it_was(config: Path, tmp_path:
 
     def broken(ctx: RenderContext) -> Iterator[RenderedFile]:
         yield RenderedFile("broken/first", b"half", "broken")
-        raise ValueError("value not allowed in a Postfix setting or table: 'a b'")
+        raise UnwritableValue("value not allowed in a Postfix setting or table: 'a b'")
 
     plug_target("broken", broken)
     run = cli("render", str(config), "-o", str(tmp_path / "out"), "--only", f"{CLIENT_TARGETS},broken")
     assert run.code == 2
     assert one_error(run.err, "broken: value not allowed")
+    assert tree(tmp_path / "out") == before
+    assert leftovers(tmp_path) == []
+
+
+def test_a_bug_in_a_target_is_an_internal_error_not_a_refused_value(
+        config: Path, tmp_path: Path, cli: Callable[..., Run], plug_target: Callable[[str, TargetRender], None]) -> None:
+    """Only an escape's UnwritableValue is the user's value; any other exception (a ValueError
+    from a bug of ours) says so, and the output stays as it was."""
+    render_ok(config, tmp_path / "out", CLIENT_TARGETS)
+    before = tree(tmp_path / "out")
+
+    def buggy(ctx: RenderContext) -> Iterator[RenderedFile]:
+        yield RenderedFile("buggy/first", b"half", "buggy")
+        int("not a number")
+
+    plug_target("buggy", buggy)
+    run = cli("render", str(config), "-o", str(tmp_path / "out"), "--only", f"{CLIENT_TARGETS},buggy")
+    assert run.code == 2
+    assert "smtpconf: internal error: ValueError: invalid literal" in run.err and "please report it" in run.err
     assert tree(tmp_path / "out") == before
     assert leftovers(tmp_path) == []
 

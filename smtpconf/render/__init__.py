@@ -1,6 +1,7 @@
 """The render pipeline shared by every target.
 
-A target is a module in this package with ``render(ctx) -> Iterable[RenderedFile]``: Python passes
+A target is a module in this package with ``render(ctx) -> Iterable[RenderedFile | Note]`` (the
+``Target`` protocol): its files, and what the user should know about them. Python passes
 data, Jinja2 templates in ``templates/`` decide the text, ``escape.py`` makes values safe per
 format. The pipeline renders each target's files in memory and writes them into a temporary
 directory beside the output directory, which is swapped in once every target is written, so a
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence, cast
 
-from smtpconf.errors import RenderError, UsageError
+from smtpconf.errors import RenderError, UnwritableValue, UsageError
 from smtpconf.model import Account, Config
 from smtpconf.render import outdir
 from smtpconf.resources import resource_path
@@ -64,11 +65,27 @@ class RenderedFile(NamedTuple):
     mode: int = PUBLIC_MODE
 
 
+class Note(NamedTuple):
+    """What a target wants the user to know, said after a successful render."""
+
+    text: str
+
+
+class TargetResult(NamedTuple):
+    files: list[RenderedFile]
+    notes: list[str]
+
+
+class Target(Protocol):
+    """A render target: a module of this package (``TARGETS``) with this function."""
+
+    def render(self, ctx: RenderContext) -> Iterable[RenderedFile | Note]: ...
+
+
 @dataclass
 class RenderContext:
     config: Config
     options: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)  # said to the user after a successful render
     # name -> template, asked 50,000 times (cheaper than the environment's cache); and name -> the
     # template_many form of that template.
     _templates: dict[str, jinja2.Template] = field(default_factory=dict, init=False, repr=False)
@@ -172,14 +189,20 @@ def parse_only(only: str | None) -> list[str]:
     return [n for n in TARGETS if n in names]
 
 
-def render_target(ctx: RenderContext, name: str) -> list[RenderedFile]:
-    """The files of one target. Each target writes only below its own directory, so the paths of
-    two targets never collide and each target is checked on its own (the check of the whole set
-    would need every file in one process)."""
-    module = importlib.import_module(f"smtpconf.render.{TARGETS[name]}")
+def render_target(ctx: RenderContext, name: str) -> TargetResult:
+    """The files and notes of one target. Each target writes only below its own directory, so the
+    paths of two targets never collide and each target is checked on its own (the check of the
+    whole set would need every file in one process)."""
+    target = cast(Target, importlib.import_module(f"smtpconf.render.{TARGETS[name]}"))
+    files: list[RenderedFile] = []
+    notes: list[str] = []
     try:
-        files = list(module.render(ctx))
-    except ValueError as exc:  # an escape filter refusing a value its format cannot hold
+        for item in target.render(ctx):
+            if isinstance(item, Note):
+                notes.append(item.text)
+            else:
+                files.append(item)
+    except UnwritableValue as exc:  # an escape refusing a value its format cannot hold; anything else is a bug
         raise RenderError(f"{name}: {exc}; nothing was written") from None
     outside = [f.path for f in files if not f.path.startswith(name + "/")]
     if outside:  # a target's bug, not the user's: refuse before anything is written
@@ -188,14 +211,17 @@ def render_target(ctx: RenderContext, name: str) -> list[RenderedFile]:
     duplicates = sorted(p for p, n in Counter(f.path for f in files).items() if n > 1)
     if duplicates:
         raise RenderError(f"two outputs would be written to the same path: {', '.join(duplicates)}")
-    return files
+    return TargetResult(files, notes)
 
 
 def render(config: Config, targets: list[str], options: dict[str, Any] | None = None,
            notes: list[str] | None = None) -> list[RenderedFile]:
     """Every file of ``targets``, in memory; what a target wants the user to know goes into ``notes``."""
-    ctx = RenderContext(config, options or {}, notes if notes is not None else [])
-    return [file for name in targets for file in render_target(ctx, name)]
+    ctx = RenderContext(config, options or {})
+    outputs = [render_target(ctx, name) for name in targets]
+    if notes is not None:
+        notes.extend(note for output in outputs for note in output.notes)
+    return [file for output in outputs for file in output.files]
 
 
 def render_to_directory(config: Config, targets: list[str], out_dir: Path, options: dict[str, Any] | None = None,
@@ -206,11 +232,15 @@ def render_to_directory(config: Config, targets: list[str], out_dir: Path, optio
     same as in one process."""
     from smtpconf.render import parallel
 
-    ctx = RenderContext(config, options or {}, notes if notes is not None else [])
+    ctx = RenderContext(config, options or {})
     if workers is None:
         workers = parallel.default_workers(len(config.accounts) * len(targets))
-    return replace_directory(out_dir, lambda root: parallel.render_tree(ctx, targets, root, workers), workers,
-                             outdir.inputs_of(config))
+    said: list[str] = []
+    rendered = replace_directory(out_dir, lambda root: parallel.render_tree(ctx, targets, root, workers, said),
+                                 workers, outdir.inputs_of(config))
+    if notes is not None:
+        notes.extend(said)
+    return rendered
 
 
 def manifest_lines(files: Sequence[RenderedFile]) -> str:

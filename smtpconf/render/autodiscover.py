@@ -14,21 +14,21 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import RenderContext, RenderedFile, account_files, listed
+from smtpconf.render import Note, RenderContext, RenderedFile, account_files, listed
 from smtpconf.render.client_settings import display_name, incoming, outgoing
 
 TARGET = "autodiscover"
 TEMPLATE = "autodiscover/autodiscover.xml.j2"
 
 
-def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+def render(ctx: RenderContext) -> Iterator[RenderedFile | Note]:
     oauth2 = [account for account in ctx.config.accounts if account.login.auth == "oauth2"]
     yield from account_files(ctx, TARGET, TEMPLATE, ".xml", _data,
                              accounts=[a for a in ctx.config.accounts if a.login.auth != "oauth2"] if oauth2 else None)
     if oauth2:
-        ctx.notes.append(f"no autodiscover file for {listed([a.email for a in oauth2])}: OAuth2 logins have no "
-                         f"place in Outlook's Autodiscover response, which would make Outlook ask for a password "
-                         f"the provider refuses; add the account in Outlook and sign in with the provider")
+        yield Note(f"no autodiscover file for {listed([a.email for a in oauth2])}: OAuth2 logins have no "
+                   f"place in Outlook's Autodiscover response, which would make Outlook ask for a password "
+                   f"the provider refuses; add the account in Outlook and sign in with the provider")
 
 
 def _data(account: Account) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from smtpconf.errors import UnwritableValue
 from smtpconf.model import Account, Config, to_ascii_host
 from smtpconf.render.escape import secret_command, shell
 
@@ -61,13 +62,13 @@ def _quoted_source(path: Path) -> str | None:
 
 
 def token_command(config: Config, account: Account) -> str:
-    """The shell command that prints an access token for ``account``'s OAuth2 login. A ValueError
-    (the render refuses) when the smtpconf file's path cannot be written in one."""
+    """The shell command that prints an access token for ``account``'s OAuth2 login.
+    ``UnwritableValue`` (the render refuses) when the smtpconf file's path cannot be written in one."""
     source = _quoted_source(config.doc.path.absolute())  # absolute: a cached relative path outlives a chdir
     if source is None:
-        raise ValueError(f"the smtpconf file's path {str(config.doc.path.resolve())!r} holds a control character "
-                         f"or is not UTF-8, and the token command of {account.email} must name it; move the file "
-                         f"to a plain path")
+        raise UnwritableValue(f"the smtpconf file's path {str(config.doc.path.resolve())!r} holds a control "
+                              f"character or is not UTF-8, and the token command of {account.email} must name it; "
+                              "move the file to a plain path")
     return f"smtpconf oauth2 token {source} --account {shell(account.email)}"
 
 

@@ -1,7 +1,8 @@
 """Escaping for every output format, in one place. Templates apply these as Jinja filters.
 
 The schema already keeps newlines and control characters out of hosts, names and map keys; these
-functions are the second line: they make any value safe for the syntax it lands in.
+functions are the second line: they make any value safe for the syntax it lands in, or refuse it
+with ``UnwritableValue`` (the render then writes nothing and says why, as a user's mistake).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shlex
 from urllib.parse import quote
 from xml.sax.saxutils import escape as _xml_escape
 
+from smtpconf.errors import UnwritableValue
 from smtpconf.model import SecretRef
 
 # Anything outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
@@ -19,12 +21,12 @@ _NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010f
 
 def xml_chars(value: object) -> str:
     """The text, if every character is one XML 1.0 can hold (its ``Char`` production: tab, line
-    feed, carriage return, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF); a ValueError otherwise.
+    feed, carriage return, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF); ``UnwritableValue`` otherwise.
     No escape exists for the others (``&#xFFFE;`` is ill-formed too), so parsers reject the file."""
     text = str(value)
     bad = _NOT_XML_CHAR.search(text)
     if bad:
-        raise ValueError(f"character U+{ord(bad.group()):04X} cannot be written in XML: {text!r}")
+        raise UnwritableValue(f"character U+{ord(bad.group()):04X} cannot be written in XML: {text!r}")
     return text
 
 
@@ -62,7 +64,7 @@ def _one_line(text: str) -> str:
     setting of its own. The schema lets none into values; a path can still hold one, from the
     directory the smtpconf file is in."""
     if "\n" in text or "\r" in text:
-        raise ValueError(f"a line break cannot be written in this setting: {text!r}")
+        raise UnwritableValue(f"a line break cannot be written in this setting: {text!r}")
     return text
 
 
@@ -116,7 +118,7 @@ def nginx(value: object) -> str:
     character, is refused (the lint rule site-path-unsafe reports it first)."""
     text = str(value)
     if "$" in text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise ValueError(f"value not allowed in an nginx setting: {text!r}")
+        raise UnwritableValue(f"value not allowed in an nginx setting: {text!r}")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -125,7 +127,7 @@ def postfix(value: object) -> str:
     characters in everything that reaches Postfix; refuse rather than write a broken table."""
     text = str(value)
     if not text or any(ch.isspace() or ch == "," or ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise ValueError(f"value not allowed in a Postfix setting or table: {text!r}")
+        raise UnwritableValue(f"value not allowed in a Postfix setting or table: {text!r}")
     return text
 
 

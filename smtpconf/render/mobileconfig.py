@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import RenderContext, RenderedFile, listed, safe_name
+from smtpconf.render import Note, RenderContext, RenderedFile, listed, safe_name
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.escape import xml_chars, xml_chars_all
 
@@ -43,7 +43,7 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://smtpconf.invalid/mobileconfi
 ACCOUNT_TYPE = {"imap": "EmailTypeIMAP", "pop3": "EmailTypePOP"}
 
 
-def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+def render(ctx: RenderContext) -> Iterator[RenderedFile | Note]:
     skipped: list[str] = []
     oauth2: list[str] = []
     other_tls: list[str] = []  # servers whose TLS mode Apple Mail will not use
@@ -63,19 +63,19 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         other_tls += [f"{server.host}:{server.port} ({server.security}, {account.email})"
                       for server in (outgoing(account), inbound) if not _apple_speaks(server)]
     if other_tls:
-        ctx.notes.append(f"mobileconfig: Apple Mail does implicit TLS only on ports 465, 993 and 995 and STARTTLS "
-                         f"on every other port (a profile has one SSL flag per server), so these servers will "
-                         f"not connect from the profile as configured: {listed(list(dict.fromkeys(other_tls)))}; "
-                         f"set them up by hand on the device")
+        yield Note(f"mobileconfig: Apple Mail does implicit TLS only on ports 465, 993 and 995 and STARTTLS "
+                   f"on every other port (a profile has one SSL flag per server), so these servers will "
+                   f"not connect from the profile as configured: {listed(list(dict.fromkeys(other_tls)))}; "
+                   f"set them up by hand on the device")
     if skipped:
         names = listed(skipped)
-        ctx.notes.append(f"no mobileconfig profile for {names}: Apple's mail payload needs an incoming "
-                         f"(IMAP or POP) server, and {'these accounts have' if len(skipped) > 1 else 'the account has'} "
-                         f"none (add `incoming:`)")
+        yield Note(f"no mobileconfig profile for {names}: Apple's mail payload needs an incoming "
+                   f"(IMAP or POP) server, and {'these accounts have' if len(skipped) > 1 else 'the account has'} "
+                   f"none (add `incoming:`)")
     if oauth2:
-        ctx.notes.append(f"no mobileconfig profile for {listed(oauth2)}: the account logs in with OAuth2, which "
-                         f"Apple's mail payload cannot express (it would ask for a password the provider refuses); "
-                         f"on the device, add the account with the provider's own sign-in (Add Account)")
+        yield Note(f"no mobileconfig profile for {listed(oauth2)}: the account logs in with OAuth2, which "
+                   f"Apple's mail payload cannot express (it would ask for a password the provider refuses); "
+                   f"on the device, add the account with the provider's own sign-in (Add Account)")
 
 
 def _uses_tls(server: ServerSettings) -> bool:
@@ -155,7 +155,7 @@ _PLIST_ATTENTION = re.compile("[^\t\n\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010
 def plist_xml(value: dict[str, Any]) -> bytes:
     """An XML property list, byte for byte as ``plistlib.dumps(value, fmt=plistlib.FMT_XML,
     sort_keys=True)`` writes it, for the types a profile holds: dict, list, str, bool and int.
-    A string XML cannot hold is a ValueError (plistlib refuses control characters but writes
+    A string XML cannot hold is ``UnwritableValue`` (plistlib refuses control characters but writes
     U+FFFE, U+FFFF and lone surrogates into an ill-formed file)."""
     lines = [PLIST_HEADER]
     _plist_value(value, "", lines)

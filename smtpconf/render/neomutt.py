@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from smtpconf.model import Account
-from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files, listed
+from smtpconf.render import SECRET_MODE, Note, RenderContext, RenderedFile, account_files, listed
 from smtpconf.render.command_line_clients import address_ascii, password_source, token_source
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.escape import url_userinfo
@@ -48,20 +48,20 @@ _OAUTH2_MECHANISMS = {"smtp": {"xoauth2", "oauthbearer"}, "imap": {"xoauth2", "o
                       "pop3": {"oauthbearer"}}
 
 
-def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+def render(ctx: RenderContext) -> Iterator[RenderedFile | Note]:
     left_out: list[str] = []
     no_pop_xoauth2: list[str] = []
     yield from account_files(ctx, TARGET, TEMPLATE, ".muttrc",
                              lambda account: _data(ctx, account, left_out, no_pop_xoauth2), SECRET_MODE)
     if left_out:
         names = listed(left_out)
-        ctx.notes.append(f"neomutt files for {names} set up sending only: one of the account's servers uses "
-                         f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
-                         f"incoming server cannot be used safely with the same file (see the comment in it)")
+        yield Note(f"neomutt files for {names} set up sending only: one of the account's servers uses "
+                   f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
+                   f"incoming server cannot be used safely with the same file (see the comment in it)")
     if no_pop_xoauth2:
-        ctx.notes.append(f"neomutt files for {listed(no_pop_xoauth2)} set up sending only: the account reads "
-                         f"mail over POP with OAuth2 XOAUTH2, and neomutt's POP speaks only OAUTHBEARER "
-                         f"(use IMAP, or oauth2.mechanism: oauthbearer where the provider takes it)")
+        yield Note(f"neomutt files for {listed(no_pop_xoauth2)} set up sending only: the account reads "
+                   f"mail over POP with OAuth2 XOAUTH2, and neomutt's POP speaks only OAUTHBEARER "
+                   f"(use IMAP, or oauth2.mechanism: oauthbearer where the provider takes it)")
 
 
 def _data(ctx: RenderContext, account: Account, left_out: list[str], no_pop_xoauth2: list[str]) -> dict[str, Any]:

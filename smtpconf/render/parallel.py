@@ -40,6 +40,8 @@ Result = TypeVar("Result")
 
 
 class TargetOutput(NamedTuple):
+    """What a worker hands back for one target it rendered and wrote."""
+
     paths: list[str]
     manifest_lines: str  # this target's entries of the manifest (render.manifest_lines)
     notes: list[str]
@@ -56,8 +58,9 @@ def default_workers(files: int) -> int:
     return max(1, cpus)
 
 
-def render_tree(ctx: RenderContext, targets: list[str], root: str, workers: int) -> Rendered:
-    """Render ``targets`` into ``root`` with up to ``workers`` processes."""
+def render_tree(ctx: RenderContext, targets: list[str], root: str, workers: int, notes: list[str]) -> Rendered:
+    """Render ``targets`` into ``root`` with up to ``workers`` processes; their notes, in target
+    order, go into ``notes``."""
     from smtpconf.render import Rendered, manifest_from_lines
 
     # The file's model and everything lint left behind stay alive until the render ends: frozen,
@@ -69,7 +72,7 @@ def render_tree(ctx: RenderContext, targets: list[str], root: str, workers: int)
     finally:
         gc.unfreeze()
     for output in outputs:
-        ctx.notes.extend(output.notes)
+        notes.extend(output.notes)
     return Rendered([path for output in outputs for path in output.paths],
                     manifest_from_lines([output.manifest_lines for output in outputs]))
 
@@ -77,11 +80,8 @@ def render_tree(ctx: RenderContext, targets: list[str], root: str, workers: int)
 def render_and_write(ctx: RenderContext, name: str, root: str) -> TargetOutput:
     from smtpconf.render import manifest_lines, render_target, write_files
 
-    mark = len(ctx.notes)
-    files = render_target(ctx, name)
+    files, notes = render_target(ctx, name)
     write_files(root, files)
-    notes = ctx.notes[mark:]
-    del ctx.notes[mark:]  # render_tree adds them back in target order
     return TargetOutput([f.path for f in files], manifest_lines(files), notes)
 
 

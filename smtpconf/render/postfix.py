@@ -11,9 +11,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from smtpconf.errors import RenderError
+from smtpconf.errors import RenderError, UnwritableValue
 from smtpconf.model import Config, FleetGroup, Relay, to_ascii_host
-from smtpconf.render import PUBLIC_MODE, SECRET_MODE, RenderContext, RenderedFile, safe_name
+from smtpconf.render import PUBLIC_MODE, SECRET_MODE, Note, RenderContext, RenderedFile, safe_name
 from smtpconf.render.escape import postfix as postfix_word
 from smtpconf.resources import resource_path
 from smtpconf.rules.fleet import group_relays
@@ -168,7 +168,7 @@ def render_group(variables: Mapping[str, Any]) -> dict[str, str]:
     return texts
 
 
-def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+def render(ctx: RenderContext) -> Iterator[RenderedFile | Note]:
     config = ctx.config
     defaults = role_defaults(map_dir=_map_dir(ctx), map_type=_map_type(ctx),
                              oauth2_dir=_host_path(ctx, "postfix_oauth2_dir", DEFAULT_OAUTH2_DIR),
@@ -187,9 +187,9 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
             missing = [problems[r.name] for r in sorted(group_relays(config, group), key=lambda r: r.name)
                        if r.name in problems]
             if missing:
-                ctx.notes.append(f"postfix files for fleet group '{group.name}' were not written, because "
-                                 f"its secrets are not available here (the ansible target covers it): "
-                                 + "; ".join(missing))
+                yield Note(f"postfix files for fleet group '{group.name}' were not written, because "
+                           f"its secrets are not available here (the ansible target covers it): "
+                           + "; ".join(missing))
             else:
                 complete.append(group)
         groups = complete
@@ -332,7 +332,7 @@ def _check_values(group: FleetGroup, variables: Mapping[str, Any]) -> None:
     for word in words:
         try:
             postfix_word(word)
-        except ValueError as exc:
+        except UnwritableValue as exc:
             raise RenderError(f"fleet group '{group.name}': {exc}") from None
     transports: dict[str, str] = {}
     for relay in oauth2_relays(variables):

@@ -29,7 +29,7 @@ from typing import Any, Iterator, NamedTuple
 from urllib.parse import quote
 
 from smtpconf.model import Account, Config, DomainPolicy, preset_of
-from smtpconf.render import RenderContext, RenderedFile, listed, safe_name
+from smtpconf.render import Note, RenderContext, RenderedFile, listed, safe_name
 from smtpconf.render import autodiscover, mobileconfig, thunderbird
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.mta_sts import policy_text
@@ -86,7 +86,7 @@ def published_urls(domain: str, path: str) -> list[Url]:
     return [Url("GET", autoconfig, "/" + quote(path), "text/html")]  # setup/<email>.html
 
 
-def render(ctx: RenderContext) -> Iterator[RenderedFile]:
+def render(ctx: RenderContext) -> Iterator[RenderedFile | Note]:
     config = ctx.config
     placeholders: list[str] = []
     empty: list[str] = []
@@ -102,14 +102,14 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
         yield from _domain_files(ctx, policy, members)
     if placeholders:
         names = listed(placeholders)
-        ctx.notes.append(f"site: no certificate and key in `site:` of {names}: nginx/DOMAIN.conf names the "
-                         f"placeholder {PLACEHOLDER_CERTIFICATE.format(domain='DOMAIN')} (one certificate for "
-                         f"autoconfig.DOMAIN, autodiscover.DOMAIN, mta-sts.DOMAIN and DOMAIN)")
+        yield Note(f"site: no certificate and key in `site:` of {names}: nginx/DOMAIN.conf names the "
+                   f"placeholder {PLACEHOLDER_CERTIFICATE.format(domain='DOMAIN')} (one certificate for "
+                   f"autoconfig.DOMAIN, autodiscover.DOMAIN, mta-sts.DOMAIN and DOMAIN)")
     if empty:
-        ctx.notes.append(f"site: no site for {listed(empty)}: no account has an address there")
+        yield Note(f"site: no site for {listed(empty)}: no account has an address there")
 
 
-def _domain_files(ctx: RenderContext, policy: DomainPolicy, members: list[Account]) -> Iterator[RenderedFile]:
+def _domain_files(ctx: RenderContext, policy: DomainPolicy, members: list[Account]) -> Iterator[RenderedFile | Note]:
     domain = policy.host
     base = web_root(domain)
 
@@ -118,7 +118,8 @@ def _domain_files(ctx: RenderContext, policy: DomainPolicy, members: list[Accoun
 
     yield file(THUNDERBIRD_FILE, ctx.template(thunderbird.TEMPLATE, **thunderbird._domain_data(domain, members)))
 
-    answer, outlook = _autodiscover(ctx, domain, members)
+    answer, outlook, notes = _autodiscover(ctx, domain, members)
+    yield from notes
     if answer is not None:
         yield file(AUTODISCOVER_FILE, answer)
 
@@ -151,29 +152,31 @@ def _domain_files(ctx: RenderContext, policy: DomainPolicy, members: list[Accoun
     ), TARGET, "domain", domain)
 
 
-def _autodiscover(ctx: RenderContext, domain: str, members: list[Account]) -> tuple[bytes | None, set[str]]:
+def _autodiscover(ctx: RenderContext, domain: str,
+                  members: list[Account]) -> tuple[bytes | None, set[str], list[Note]]:
     """One static POX answer for the domain: the first account's servers, without the user block
     and ``LoginName`` a static file cannot know, and the accounts it sets up right (their servers,
     logging in with their address). OAuth2 accounts have no place in it (see the autodiscover
     target)."""
     usable = [a for a in members if a.login.auth != "oauth2"]
     if not usable:
-        return None, set()
+        return None, set(), []
+    notes = []
     first = usable[0]
     servers = [s._replace(username="") for s in (incoming(first), outgoing(first)) if s is not None]
     others = [a.email for a in usable[1:] if _server_keys(a) != _server_keys(first)]  # Outlook gets the wrong servers
     if others:
-        ctx.notes.append(f"site: the Autodiscover answer of {domain} gives the servers of {first.email}; "
-                         f"{listed(others)} use other servers: Outlook needs them typed in (or the "
-                         f"autodiscover target's own files)")
+        notes.append(Note(f"site: the Autodiscover answer of {domain} gives the servers of {first.email}; "
+                          f"{listed(others)} use other servers: Outlook needs them typed in (or the "
+                          f"autodiscover target's own files)"))
     named = [a.email for a in usable if any(s.username.lower() != a.email.lower()
                                             for s in (incoming(a), outgoing(a)) if s is not None)]
     if named:
-        ctx.notes.append(f"site: the Autodiscover answer of {domain} has no LoginName (a static file cannot "
-                         f"echo the address Outlook sends), so Outlook logs in with the address; "
-                         f"{listed(named)} log in with another user name and must type it in Outlook")
+        notes.append(Note(f"site: the Autodiscover answer of {domain} has no LoginName (a static file cannot "
+                          f"echo the address Outlook sends), so Outlook logs in with the address; "
+                          f"{listed(named)} log in with another user name and must type it in Outlook"))
     right = {a.email for a in usable if a.email not in others and a.email not in named}
-    return ctx.template(autodiscover.TEMPLATE, email="", display_name="", servers=servers), right
+    return ctx.template(autodiscover.TEMPLATE, email="", display_name="", servers=servers), right, notes
 
 
 def _server_keys(account: Account) -> tuple[Any, ...]:
@@ -184,8 +187,8 @@ def _profiles(config: Config, members: list[Account]) -> list[RenderedFile]:
     """The mobileconfig target's profiles of these accounts, by the target's own decisions (an
     account without an incoming server, or one the target leaves out, gets none); its notes are
     already said by the mobileconfig target."""
-    sub = RenderContext(replace(config, accounts=tuple(members)), {}, [])
-    return list(mobileconfig.render(sub))
+    sub = RenderContext(replace(config, accounts=tuple(members)))
+    return [item for item in mobileconfig.render(sub) if isinstance(item, RenderedFile)]
 
 
 def _server(settings: ServerSettings | None) -> dict[str, Any] | None:
