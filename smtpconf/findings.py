@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-LEVELS = ("error", "warning", "info")
+Level = Literal["error", "warning", "info"]
+LEVELS: tuple[Level, ...] = ("error", "warning", "info")
 
 
 class Finding(NamedTuple):
     file: str
     line: int  # 1-based
     col: int  # 1-based
-    level: str  # one of LEVELS
+    level: Level
     rule: str
     message: str
 

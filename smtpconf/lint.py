@@ -54,7 +54,7 @@ def lint_document(doc: Document) -> tuple[Config | None, list[Finding]]:
     """Schema, references and offline rules. Each stage runs only when the one before found no
     error, because it relies on what that stage guarantees."""
     findings = [
-        doc.finding(e.path, "error", "schema", e.message, key=e.at_key) for e in validate(doc.data)
+        doc.found(e.path, "schema", e.message, key=e.at_key) for e in validate(doc.data)
     ]
     if findings:
         return None, findings

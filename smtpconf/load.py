@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     _CParser = None
 
 from smtpconf.errors import FatalError
-from smtpconf.findings import Finding, printable
+from smtpconf.findings import Finding, Level, printable
+from smtpconf.rules import level_of
 
 MAX_BYTES = 16 * 1024 * 1024
 # Without aliases a file has fewer values than characters. Aliases may repeat values, up to this
@@ -74,13 +75,22 @@ class Document:
         """Line and column of the key naming the member at ``path`` (the value's when it has none)."""
         return self.key_positions.get(path) or self.pos(path)
 
-    def finding(self, path: JsonPath, level: str, rule: str, message: str, *, key: bool = False) -> Finding:
+    def finding(self, path: JsonPath, level: Level, rule: str, message: str, *, key: bool = False) -> Finding:
         line, col = self.key_pos(path) if key else self.pos(path)
         return Finding(self.file, line, col, level, rule, message)
+
+    def found(self, path: JsonPath, rule: str, message: str, *, key: bool = False) -> Finding:
+        """``finding`` at the level the registry declares for ``rule``."""
+        return self.finding(path, level_of(rule), rule, message, key=key)
 
     def ignored(self, finding: Finding) -> bool:
         rules = self.ignores.get(finding.line)
         return rules is not None and (finding.rule in rules or "all" in rules)
+
+
+def _finding(file: str, line: int, col: int, rule: str, message: str) -> Finding:
+    """A finding of the loader, at the level the registry declares for ``rule``."""
+    return Finding(file, line, col, level_of(rule), rule, message)
 
 
 class _AliasLimit(Exception):
@@ -102,23 +112,23 @@ def read_text(path: Path, file: str) -> tuple[str | None, list[Finding]]:
         raise FatalError(f"{name}: no such file") from None
     except TooLarge:
         return None, [
-            Finding(file, 1, 1, "error", "yaml-syntax",
-                    f"file is larger than {MAX_BYTES // 2**20} MiB, the most smtpconf reads — split it or "
-                    "check that this is the right file")
+            _finding(file, 1, 1, "yaml-syntax",
+                     f"file is larger than {MAX_BYTES // 2**20} MiB, the most smtpconf reads — split it or "
+                     "check that this is the right file")
         ]
     except NotReadable as exc:
         raise FatalError(f"{name}: {exc}") from None
     nul = raw.find(b"\0")
     if nul >= 0:
         line, col = _byte_position(raw, nul)
-        return None, [Finding(file, line, col, "error", "yaml-syntax",
-                              "binary file (NUL byte): an smtpconf file is UTF-8 YAML text")]
+        return None, [_finding(file, line, col, "yaml-syntax",
+                               "binary file (NUL byte): an smtpconf file is UTF-8 YAML text")]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line, col = _byte_position(raw, exc.start)
-        return None, [Finding(file, line, col, "error", "yaml-syntax",
-                              f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8")]
+        return None, [_finding(file, line, col, "yaml-syntax",
+                               f"not UTF-8 (byte 0x{raw[exc.start]:02x}): save the file as UTF-8")]
     return text, []
 
 
@@ -178,22 +188,22 @@ def load_text(text: str, path: Path, file: str) -> tuple[Document | None, list[F
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_finding(file, exc, text)]
     except yaml.YAMLError as exc:
-        return None, [Finding(file, 1, 1, "error", "yaml-syntax", str(exc).splitlines()[0])]
+        return None, [_finding(file, 1, 1, "yaml-syntax", str(exc).splitlines()[0])]
     except RecursionError:
-        return None, [Finding(file, 1, 1, "error", "yaml-syntax", "nesting is too deep")]
+        return None, [_finding(file, 1, 1, "yaml-syntax", "nesting is too deep")]
     doc = Document(file=file, path=path, data=None, ignores=_parse_ignores(text, root))
     if root is None:
-        return None, [Finding(file, 1, 1, "error", "schema",
-                              "file is empty: start with `version: 1` (`smtpconf init` writes a starter file)")]
+        return None, [_finding(file, 1, 1, "schema",
+                               "file is empty: start with `version: 1` (`smtpconf init` writes a starter file)")]
     walker = _Walker(doc, budget=len(text) + ALIAS_EXPANSION_LIMIT)
     try:
         doc.data = walker.value(root, ())
     except _AliasLimit as exc:
-        return None, [Finding(file, exc.mark.line + 1, exc.mark.column + 1, "error", "yaml-alias-limit",
-                              f"aliases and merge keys expand to more than {ALIAS_EXPANSION_LIMIT:,} repeated "
-                              "values (an alias bomb?): write the values out or use fewer levels of aliases")]
+        return None, [_finding(file, exc.mark.line + 1, exc.mark.column + 1, "yaml-alias-limit",
+                               f"aliases and merge keys expand to more than {ALIAS_EXPANSION_LIMIT:,} repeated "
+                               "values (an alias bomb?): write the values out or use fewer levels of aliases")]
     except RecursionError:
-        return None, [Finding(file, 1, 1, "error", "yaml-syntax", "nesting is too deep")]
+        return None, [_finding(file, 1, 1, "yaml-syntax", "nesting is too deep")]
     return doc, list(walker.findings)
 
 
@@ -204,13 +214,13 @@ def _syntax_finding(file: str, exc: yaml.MarkedYAMLError, text: str) -> Finding:
         mark = exc.context_mark  # "unclosed quote": where it was opened, not the end of the file
     if "another document" in problem:
         line = mark.line + 1 if mark else 1
-        return Finding(file, line, mark.column + 1 if mark else 1, "error", "yaml-syntax",
-                       "an smtpconf file is one YAML document: remove this second document (`---`)")
+        return _finding(file, line, mark.column + 1 if mark else 1, "yaml-syntax",
+                        "an smtpconf file is one YAML document: remove this second document (`---`)")
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if mark is not None and text[mark.index : mark.index + 1] == "\t":
         problem += " (a tab: YAML indentation must use spaces)"
     context = f" {exc.context}" if exc.context and exc.context not in problem else ""
-    return Finding(file, line, col, "error", "yaml-syntax", f"{problem}{context}".strip())
+    return _finding(file, line, col, "yaml-syntax", f"{problem}{context}".strip())
 
 
 @lru_cache(maxsize=4096)  # ports, security words and booleans repeat thousands of times
@@ -414,7 +424,7 @@ class _Walker:
             self._secret = None
 
     def _add(self, node: yaml.Node, rule: str, message: str) -> None:
-        level = "warning" if rule == "yaml-truthy" else "error"
+        level = level_of(rule)
         if self._secret is not None:  # every message about the value is replaced: none may quote it
             message = (f"the value of `{self._secret}` is not read as text by YAML 1.1 "
                        f"({_SECRET_READS.get(rule, 'a typed value')}); quote it, or better, use a "

@@ -198,7 +198,7 @@ def load_for_login(path: Path, file: str) -> Config:
 
     doc, findings = load(path, file)
     if doc is not None and not _errors(findings):
-        findings += [doc.finding(e.path, "error", "schema", e.message, key=e.at_key) for e in validate(doc.data)]
+        findings += [doc.found(e.path, "schema", e.message, key=e.at_key) for e in validate(doc.data)]
         if not _errors(findings):
             findings += check_references(doc)
         findings = [f for f in findings if not doc.ignored(f)]

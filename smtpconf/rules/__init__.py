@@ -14,9 +14,14 @@ import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
 
+from smtpconf.findings import Level
+
 if TYPE_CHECKING:
     from smtpconf.load import JsonPath
     from smtpconf.model import Config
+
+
+__all__ = ["Check", "Hit", "Level", "REGISTRY", "Rule", "all_rules", "declare", "level_of", "rule"]
 
 
 class Hit(NamedTuple):
@@ -25,7 +30,7 @@ class Hit(NamedTuple):
     path: JsonPath
     message: str
     at_key: bool = False  # point at the key (a relay's name) rather than its value
-    level: str | None = None  # a rule whose level depends on the case (basic-auth-retired); else the rule's
+    level: Level | None = None  # a rule whose level depends on the case (basic-auth-retired); else the rule's
 
 
 Check = Callable[["Config"], Iterable[Hit]]
@@ -34,7 +39,7 @@ Check = Callable[["Config"], Iterable[Hit]]
 @dataclass(frozen=True)
 class Rule:
     id: str
-    level: str
+    level: Level
     doc: str
     check: Check | None = None
     live: bool = False
@@ -49,14 +54,25 @@ REGISTRY: dict[str, Rule] = {}
 _FAMILY: dict[str, str] = {}  # rule id -> the module that declared it
 
 
-def declare(rule_id: str, level: str, doc: str, *, live: bool = False) -> None:
+def declare(rule_id: str, level: Level, doc: str, *, family: str, live: bool = False) -> None:
+    """Declare an id a stage emits (no check over the model); ``family`` is the declaring
+    module's ``__name__``."""
     REGISTRY[rule_id] = Rule(rule_id, level, inspect.cleandoc(doc), None, live)
-    caller = inspect.currentframe()
-    caller = caller.f_back if caller is not None else None
-    _FAMILY[rule_id] = caller.f_globals.get("__name__", "") if caller is not None else ""
+    _FAMILY[rule_id] = family
 
 
-def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
+def level_of(rule_id: str) -> Level:
+    """The default level of a declared rule: stages that emit a rule's findings ask here rather
+    than repeat it. The stage-emitted families are imported on first use."""
+    found = REGISTRY.get(rule_id)
+    if found is None:
+        for family in _STAGE_FAMILIES:
+            importlib.import_module(f"smtpconf.rules.{family}")
+        found = REGISTRY[rule_id]
+    return found.level
+
+
+def rule(rule_id: str, level: Level) -> Callable[[Check], Check]:
     """Register an offline rule; its docstring is its documentation."""
 
     def register(check: Check) -> Check:
@@ -70,6 +86,7 @@ def rule(rule_id: str, level: str) -> Callable[[Check], Check]:
 # The rule families, in the order of docs/rules.md and `lint --list-rules` (stage-emitted ids first).
 FAMILIES = ("syntax", "references", "secrets", "accounts", "tls", "providers", "oauth2", "fleet", "postfix", "hostile",
             "site", "live")
+_STAGE_FAMILIES = ("syntax", "references", "live")  # ids the loader, schema, references and probes emit
 
 
 def all_rules() -> dict[str, Rule]:

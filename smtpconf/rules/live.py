@@ -3,9 +3,9 @@ documentation paragraph; the probes in ``smtpconf/probe`` emit them."""
 
 from __future__ import annotations
 
-from smtpconf.rules import declare
+from smtpconf.rules import Level, declare
 
-_LIVE = {
+_LIVE: dict[str, tuple[Level, str]] = {
     "dns-no-address": ("error", """
 The host has no address record (A or AAAA): the name does not exist, or has no address.
 
@@ -190,4 +190,4 @@ advertise AUTH after TLS (Postfix: `smtpd_tls_auth_only = yes`).
 }
 
 for _rule_id, (_level, _doc) in _LIVE.items():
-    declare(_rule_id, _level, _doc, live=True)
+    declare(_rule_id, _level, _doc, family=__name__, live=True)

@@ -12,7 +12,7 @@ from smtpconf.findings import Finding, printable
 from smtpconf.load import Document, JsonPath
 from smtpconf.rules import declare
 
-declare("unknown-reference", "error", """
+declare("unknown-reference", "error", family=__name__, doc="""
 A name refers to something that is not defined.
 
 An account's `relay`, a name in a fleet group's `relay`, `sender_relays` or `recipient_relays` (each
@@ -22,7 +22,7 @@ message suggests the closest defined name.
 """)
 
 
-declare("relay-list-duplicate", "error", """
+declare("relay-list-duplicate", "error", family=__name__, doc="""
 A fleet group's relay list names one relay twice.
 
 `relay`, a `sender_relays` value and a `recipient_relays` value may be a list of relays, tried in
@@ -41,8 +41,8 @@ def check_references(doc: Document) -> list[Finding]:
 
     def refer(name: str, path: JsonPath, what: str, known: Names, *, key: bool = False) -> None:
         if name not in known:
-            findings.append(doc.finding(path, "error", "unknown-reference",
-                                        f"{what} '{printable(name)}' is not defined{known.hint(name)}", key=key))
+            findings.append(doc.found(path, "unknown-reference",
+                                      f"{what} '{printable(name)}' is not defined{known.hint(name)}", key=key))
 
     providers = Names(presets())
     for name, relay in (data.get("relays") or {}).items():
@@ -60,27 +60,27 @@ def check_references(doc: Document) -> list[Finding]:
             refer(provider, path + ("incoming", "provider"), "provider", providers)
             protocol = incoming.get("protocol", "imap")
             if provider in providers and protocol not in presets()[provider].incoming and "host" not in incoming:
-                findings.append(doc.finding(path + ("incoming", "provider"), "error", "unknown-reference",
-                                            f"provider '{provider}' has no {protocol} server; set `host`"))
+                findings.append(doc.found(path + ("incoming", "provider"), "unknown-reference",
+                                          f"provider '{provider}' has no {protocol} server; set `host`"))
     for group, raw in (data.get("fleet") or {}).items():
         for path, value in _relay_lists(group, raw):
             if isinstance(value, str):
                 refer(value, path, "relay", relay_names)
                 continue
             if not value:  # the schema validator has no minItems
-                findings.append(doc.finding(path, "error", "schema", "an empty relay list: name at least one relay"))
+                findings.append(doc.found(path, "schema", "an empty relay list: name at least one relay"))
             for index, relay in enumerate(value):
                 refer(relay, path + (index,), "relay", relay_names)
                 if relay in value[:index]:
-                    findings.append(doc.finding(path + (index,), "error", "relay-list-duplicate",
-                                                f"relay '{printable(relay)}' is already item {value.index(relay) + 1} "
-                                                "of this list; Postfix would try it twice"))
+                    findings.append(doc.found(path + (index,), "relay-list-duplicate",
+                                              f"relay '{printable(relay)}' is already item {value.index(relay) + 1} "
+                                              "of this list; Postfix would try it twice"))
         for domain in raw.get("recipient_relays") or {}:
             labels = domain.removeprefix("@").rstrip(".").split(".")
             if all(label.isdigit() for label in labels):  # the schema's host name pattern lets 192.0.2.1 through
-                findings.append(doc.finding(("fleet", group, "recipient_relays", domain), "error", "schema",
-                                            f"recipient domain '{printable(domain)}' is an IP address, not a "
-                                            "domain", key=True))
+                findings.append(doc.found(("fleet", group, "recipient_relays", domain), "schema",
+                                          f"recipient domain '{printable(domain)}' is an IP address, not a "
+                                          "domain", key=True))
     for domain, raw in (data.get("domains") or {}).items():
         for index, relay in enumerate(raw.get("relays") or []):
             refer(relay, ("domains", domain, "relays", index), "relay", relay_names)
@@ -89,7 +89,7 @@ def check_references(doc: Document) -> list[Finding]:
         problem = host_problem(host)
         if problem:
             label = path[-2] if isinstance(path[-1], int) else path[-1]  # `hosts`, not `0`
-            findings.append(doc.finding(path, "error", "schema", f"`{label}`: {problem}"))
+            findings.append(doc.found(path, "schema", f"`{label}`: {problem}"))
     return findings
 
 
