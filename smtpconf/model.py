@@ -29,12 +29,14 @@ _INCOMING_DEFAULT_PORT = {("imap", "tls"): 993, ("imap", "starttls"): 143, ("ima
 
 AuthKind = Literal["password", "oauth2", "none"]
 Mechanism = Literal["xoauth2", "oauthbearer"]
+Security = Literal["starttls", "tls", "none"]  # "tls": implicit TLS (RFC 8314)
+MailProtocol = Literal["smtp", "imap", "pop3"]
 
 
 class Server(NamedTuple):
     host: str
     port: int
-    security: str
+    security: Security
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ class SecretRef:
 class Endpoint:
     host: str  # as written; IDN names stay Unicode here
     port: int
-    security: str  # starttls | tls | none
+    security: Security
     ca_file: str | None  # absolute path
     provider: str | None
     path: JsonPath
@@ -228,7 +230,7 @@ class Relay:
 @dataclass(frozen=True)
 class Incoming:
     endpoint: Endpoint
-    protocol: str  # imap | pop3
+    protocol: Literal["imap", "pop3"]
     username: str
 
 
@@ -458,7 +460,7 @@ def endpoint(doc: Document, raw: Mapping[str, Any], path: JsonPath, *,
 class _Defaults(NamedTuple):
     ports: Mapping[str, int]  # security -> its standard port
     implicit_tls_ports: frozenset[int]  # ports that speak TLS from the first byte
-    security: str  # with neither a port nor a preset
+    security: Security  # with neither a port nor a preset
 
 
 # RFC 8314 §3.3 (implicit TLS on 465, 993, 995; NetEase's 994), RFC 6409 (587 with STARTTLS).
@@ -470,8 +472,8 @@ _INCOMING_DEFAULTS = {
 }
 
 
-def _port_security(port: int | None, security: str | None, base: Server | None,
-                   defaults: _Defaults) -> tuple[int, str]:
+def _port_security(port: int | None, security: Security | None, base: Server | None,
+                   defaults: _Defaults) -> tuple[int, Security]:
     """The one inference of a missing port or security: the base (preset or relay) server's when
     what is written agrees with it, else the standard for the other half."""
     if security is None:

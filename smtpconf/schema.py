@@ -38,7 +38,7 @@ class SchemaError(NamedTuple):
 
 # A compiled check appends what is wrong to ``out``. Appending to one list (rather than yielding)
 # keeps the validator cheap enough to run on every commit over files with 10,000 accounts.
-Check = Callable[[Any, JsonPath, list[SchemaError]], None]
+Validator = Callable[[Any, JsonPath, list[SchemaError]], None]
 
 
 def load_schema() -> dict[str, Any]:
@@ -48,7 +48,7 @@ def load_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _root_check() -> Check:
+def _root_check() -> Validator:
     schema = load_schema()
     return _Compiler(schema).compile(schema)
 
@@ -138,9 +138,9 @@ def _label(path: JsonPath) -> str:
 class _Compiler:
     def __init__(self, root: dict[str, Any] | bool) -> None:
         self.root = root
-        self.refs: dict[str, Check] = {}
+        self.refs: dict[str, Validator] = {}
 
-    def compile(self, schema: dict[str, Any] | bool) -> Check:
+    def compile(self, schema: dict[str, Any] | bool) -> Validator:
         if schema is True:
             return _accept
         if schema is False:
@@ -193,11 +193,11 @@ class _Compiler:
             return True
         return "$ref" in schema and self.wants_integer(self.resolve(schema["$ref"]), depth + 1)
 
-    def ref(self, target: str) -> Check:
+    def ref(self, target: str) -> Validator:
         if target not in self.refs:
             node = self.resolve(target)
             # Compile lazily through a cell so recursive definitions terminate.
-            cell: list[Check] = []
+            cell: list[Validator] = []
             self.refs[target] = lambda v, p, o: cell[0](v, p, o)
             cell.append(self.compile(node))
         return self.refs[target]
@@ -227,11 +227,11 @@ def _type(schema: dict[str, Any]) -> Callable[[Any, JsonPath], SchemaError | Non
     return check
 
 
-def _ref(c: _Compiler, s: dict[str, Any]) -> Check:
+def _ref(c: _Compiler, s: dict[str, Any]) -> Validator:
     return c.ref(s["$ref"])
 
 
-def _enum(c: _Compiler, s: dict[str, Any]) -> Check:
+def _enum(c: _Compiler, s: dict[str, Any]) -> Validator:
     allowed = s["enum"]
     keys = frozenset(_json_key(a) for a in allowed)
     words = ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed)
@@ -244,7 +244,7 @@ def _enum(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _const(c: _Compiler, s: dict[str, Any]) -> Check:
+def _const(c: _Compiler, s: dict[str, Any]) -> Validator:
     expected = s["const"]
     key = _json_key(expected)
 
@@ -255,7 +255,7 @@ def _const(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _properties(c: _Compiler, s: dict[str, Any]) -> Check:
+def _properties(c: _Compiler, s: dict[str, Any]) -> Validator:
     props = {name: c.compile(sub) for name, sub in s["properties"].items()}
     integers = [name for name, sub in s["properties"].items() if c.wants_integer(sub)]
 
@@ -271,7 +271,7 @@ def _properties(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _additional(c: _Compiler, s: dict[str, Any]) -> Check:
+def _additional(c: _Compiler, s: dict[str, Any]) -> Validator:
     known = set(s.get("properties", ()))
     extra = s["additionalProperties"]
     sub = c.compile(extra) if extra is not True and extra is not False else None
@@ -301,7 +301,7 @@ def _unknown_key(name: str, known: set[str]) -> str:
     return f"unknown key `{printable(name)}`; {hint}"
 
 
-def _property_names(c: _Compiler, s: dict[str, Any]) -> Check:
+def _property_names(c: _Compiler, s: dict[str, Any]) -> Validator:
     sub = c.compile(s["propertyNames"])
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
@@ -314,7 +314,7 @@ def _property_names(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _required(c: _Compiler, s: dict[str, Any]) -> Check:
+def _required(c: _Compiler, s: dict[str, Any]) -> Validator:
     names = s["required"]
 
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
@@ -326,7 +326,7 @@ def _required(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _pattern(c: _Compiler, s: dict[str, Any]) -> Check:
+def _pattern(c: _Compiler, s: dict[str, Any]) -> Validator:
     try:
         regex = re.compile(_python_regex(s["pattern"]))
     except re.error as exc:
@@ -409,8 +409,8 @@ def _python_class(pattern: str, start: int) -> tuple[str, int]:
 
 
 def _bound(keyword: str, test: Callable[[Any, Any], bool], what: str, measure: Callable[[Any], Any],
-           applies: Callable[[Any], bool]) -> Callable[[_Compiler, dict[str, Any]], Check]:
-    def build(c: _Compiler, s: dict[str, Any]) -> Check:
+           applies: Callable[[Any], bool]) -> Callable[[_Compiler, dict[str, Any]], Validator]:
+    def build(c: _Compiler, s: dict[str, Any]) -> Validator:
         limit = s[keyword]
         message = s.get("x-message")
 
@@ -427,7 +427,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _items(c: _Compiler, s: dict[str, Any]) -> Check:
+def _items(c: _Compiler, s: dict[str, Any]) -> Validator:
     sub = c.compile(s["items"])
     integers = c.wants_integer(s["items"])
 
@@ -441,7 +441,7 @@ def _items(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _unique(c: _Compiler, s: dict[str, Any]) -> Check:
+def _unique(c: _Compiler, s: dict[str, Any]) -> Validator:
     def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
         if s["uniqueItems"] and isinstance(value, list):
             seen: set[Any] = set()
@@ -454,7 +454,7 @@ def _unique(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-def _any_of(c: _Compiler, s: dict[str, Any]) -> Check:
+def _any_of(c: _Compiler, s: dict[str, Any]) -> Validator:
     branches = [(sub, c.compile(sub)) for sub in s["anyOf"]]
     message = s.get("x-message", "does not match any of the allowed forms")
 
@@ -478,7 +478,7 @@ def _any_of(c: _Compiler, s: dict[str, Any]) -> Check:
     return check
 
 
-_KEYWORDS: dict[str, Callable[[_Compiler, dict[str, Any]], Check]] = {
+_KEYWORDS: dict[str, Callable[[_Compiler, dict[str, Any]], Validator]] = {
     "$ref": _ref,
     "enum": _enum,
     "const": _const,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from smtpconf.model import Account, OAuth2
+from smtpconf.model import Account, MailProtocol, OAuth2, Security
 
 
 class ServerSettings(NamedTuple):
-    protocol: str  # smtp | imap | pop3
+    protocol: MailProtocol
     host: str  # as DNS sees it: IDN labels as punycode A-labels
     port: int
-    security: str  # starttls | tls (implicit TLS, "SSL") | none
+    security: Security  # "tls": implicit TLS, "SSL" to the clients
     username: str
     authenticates: bool
     oauth2: OAuth2 | None = None  # the login's identity provider, when it logs in with OAuth2

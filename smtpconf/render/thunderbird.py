@@ -41,7 +41,7 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
                            TARGET, "domain", domain)
 
 
-class Server(NamedTuple):
+class TemplateServer(NamedTuple):
     """A server as the template writes it."""
 
     element: str  # incomingServer | outgoingServer
@@ -59,10 +59,10 @@ def _method(settings: ServerSettings) -> str:
 
 
 def _server(settings: ServerSettings, username: str, usernames_differ: bool = False,
-            methods: tuple[str, ...] | None = None) -> Server:
+            methods: tuple[str, ...] | None = None) -> TemplateServer:
     element = "outgoingServer" if settings.protocol == "smtp" else "incomingServer"
-    return Server(element, settings.protocol, settings.host, settings.port, settings.security, username,
-                  methods or (_method(settings),), usernames_differ)
+    return TemplateServer(element, settings.protocol, settings.host, settings.port, settings.security, username,
+                          methods or (_method(settings),), usernames_differ)
 
 
 def _oauth2_element(logins: list[OAuth2]) -> tuple[dict[str, Any] | None, bool]:
