@@ -208,6 +208,6 @@ def _group_vars_yaml(config: Config, group: FleetGroup, vaults: dict[str, str]) 
               "# Edit the smtpconf file and render again rather than this file.\n"
               "# Passwords are references to Ansible variables: keep their values in Ansible Vault\n"
               "# (see README.md), never here.\n")
-    body = yaml.dump(group_vars(config, group, vaults), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=1000)
+    body: str = yaml.dump(group_vars(config, group, vaults), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                          default_flow_style=False, width=1000)
     return (header + body).encode("utf-8")

@@ -183,7 +183,8 @@ def _outcome(data: bytes, status: int) -> dict[int, Any]:
     outcome = pickle.loads(data)
     kind = outcome[0]
     if kind == "ok":
-        return outcome[1]
+        results: dict[int, Any] = outcome[1]
+        return results
     if kind == "render-error":
         raise RenderError(outcome[1])
     if kind == "os-error":
