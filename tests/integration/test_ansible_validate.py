@@ -71,6 +71,15 @@ def apply(tmp_path: Path, variables: dict[str, Any]) -> tuple[ansible_run.Run, P
       "smtp_relay_sender_relays": {"@lan.example.test": "open"}, "smtp_relay_tls_level": "encrypt"},
      "smtp_relay_relays.open has security: none, but smtp_relay_tls_level encrypt requires TLS"),
     ({"smtp_relay_relays": None}, "smtp_relay_relays"),
+    # Relay lists and recipient routes (SPEC §8).
+    ({"smtp_relay_relay": ["main", "nope"]},
+     'smtp_relay_relay is ["main", "nope"], which is not a list, without repeats, of keys of smtp_relay_relays'),
+    ({"smtp_relay_relay": ["main", "main"]}, "which is not a list, without repeats, of keys"),
+    ({"smtp_relay_relay": []}, "smtp_relay_relay is [], which is not a list"),
+    ({"smtp_relay_recipient_relays": {"partner.example": "nope"}},
+     "smtp_relay_recipient_relays['partner.example'] is 'nope', which is not a key"),
+    ({"smtp_relay_sender_relays": {"a@example.test": ["main", "smtps"]}},
+     "smtp_relay_sender_relays['a@example.test'] lists main, smtps: a list's relays must all use implicit TLS"),
 ])
 def test_bad_variables_fail_before_touching_the_host(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     variables = {**GOOD, **change}
