@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from smtpconf.load import JsonPath
 
 Level = Literal["error", "warning", "info"]
 LEVELS: tuple[Level, ...] = ("error", "warning", "info")
+
+
+class Hit(NamedTuple):
+    """A problem at a path of the document, before it has a line and column: what the schema
+    validator and the rule checks yield (``Document.found`` turns it into a ``Finding``)."""
+
+    path: JsonPath
+    message: str
+    at_key: bool = False  # point at the key (an unknown key, a relay's name) rather than its value
+    level: Level | None = None  # a rule whose level depends on the case (basic-auth-retired); else the rule's
 
 
 class Finding(NamedTuple):

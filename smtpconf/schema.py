@@ -18,9 +18,9 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
-from smtpconf.findings import printable
+from smtpconf.findings import Hit, printable
 from smtpconf.load import JsonPath
 from smtpconf.resources import resource_path
 
@@ -30,15 +30,9 @@ _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _ANNOTATIONS = {"$schema", "$id", "$comment", "$defs", "title", "description", "x-message", "default", "examples"}
 
 
-class SchemaError(NamedTuple):
-    path: JsonPath
-    message: str
-    at_key: bool = False  # the problem is the key itself (unknown or malformed), not its value
-
-
 # A compiled check appends what is wrong to ``out``. Appending to one list (rather than yielding)
 # keeps the validator cheap enough to run on every commit over files with 10,000 accounts.
-Validator = Callable[[Any, JsonPath, list[SchemaError]], None]
+Validator = Callable[[Any, JsonPath, list[Hit]], None]
 
 
 def load_schema() -> dict[str, Any]:
@@ -53,25 +47,25 @@ def _root_check() -> Validator:
     return _Compiler(schema).compile(schema)
 
 
-def validate(data: Any) -> list[SchemaError]:
+def validate(data: Any) -> list[Hit]:
     """What is wrong with ``data``. Also the one place where a number written as ``587.0`` becomes
     the integer 587 where the schema wants an integer (for JSON Schema it is one), so the model and
     every stage after it hold an ``int``."""
-    out: list[SchemaError] = []
+    out: list[Hit] = []
     try:
         _root_check()(data, (), out)
     except RecursionError:  # the loader stops deeper nesting first; comparing lists recurses too
-        return [SchemaError((), "nesting is too deep")]
+        return [Hit((), "nesting is too deep")]
     # dict.fromkeys: one report per problem, even when two keywords (minLength, pattern) share a message
     return list(dict.fromkeys(out))
 
 
-def validator(schema: dict[str, Any] | bool) -> Callable[[Any], list[SchemaError]]:
+def validator(schema: dict[str, Any] | bool) -> Callable[[Any], list[Hit]]:
     """A validator for any schema this compiler supports (ValueError names what it does not)."""
     check = _Compiler(schema).compile(schema)
 
-    def run(data: Any) -> list[SchemaError]:
-        out: list[SchemaError] = []
+    def run(data: Any) -> list[Hit]:
+        out: list[Hit] = []
         check(data, (), out)
         return out
 
@@ -157,7 +151,7 @@ class _Compiler:
         checks = [_KEYWORDS[k](self, schema) for k in _KEYWORDS if k in schema]
         type_check = _type(schema) if "type" in schema else None
 
-        def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+        def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
             if type_check is not None:
                 error = type_check(value, path)
                 if error is not None:
@@ -203,15 +197,15 @@ class _Compiler:
         return self.refs[target]
 
 
-def _accept(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+def _accept(value: Any, path: JsonPath, out: list[Hit]) -> None:
     pass
 
 
-def _refuse(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
-    out.append(SchemaError(path, f"{_label(path)}is not allowed here"))
+def _refuse(value: Any, path: JsonPath, out: list[Hit]) -> None:
+    out.append(Hit(path, f"{_label(path)}is not allowed here"))
 
 
-def _type(schema: dict[str, Any]) -> Callable[[Any, JsonPath], SchemaError | None]:
+def _type(schema: dict[str, Any]) -> Callable[[Any, JsonPath], Hit | None]:
     names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     unknown = [n for n in names if n not in _TYPE_TEST]
     if unknown:
@@ -219,10 +213,10 @@ def _type(schema: dict[str, Any]) -> Callable[[Any, JsonPath], SchemaError | Non
     tests = [_TYPE_TEST[n] for n in names]
     words = " or ".join(_TYPE_WORD[n] for n in names)
 
-    def check(value: Any, path: JsonPath) -> SchemaError | None:
+    def check(value: Any, path: JsonPath) -> Hit | None:
         if any(test(value) for test in tests):
             return None
-        return SchemaError(path, f"{_label(path)}expected {words}, got {type_name(value)}")
+        return Hit(path, f"{_label(path)}expected {words}, got {type_name(value)}")
 
     return check
 
@@ -236,10 +230,10 @@ def _enum(c: _Compiler, s: dict[str, Any]) -> Validator:
     keys = frozenset(_json_key(a) for a in allowed)
     words = ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed)
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if _json_key(value) not in keys:
             shown = f"'{printable(value)}'" if isinstance(value, str) else type_name(value)
-            out.append(SchemaError(path, f"{_label(path)}expected one of {words}; got {shown}"))
+            out.append(Hit(path, f"{_label(path)}expected one of {words}; got {shown}"))
 
     return check
 
@@ -248,9 +242,9 @@ def _const(c: _Compiler, s: dict[str, Any]) -> Validator:
     expected = s["const"]
     key = _json_key(expected)
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if _json_key(value) != key:
-            out.append(SchemaError(path, f"{_label(path)}must be {json.dumps(expected)}"))
+            out.append(Hit(path, f"{_label(path)}must be {json.dumps(expected)}"))
 
     return check
 
@@ -259,7 +253,7 @@ def _properties(c: _Compiler, s: dict[str, Any]) -> Validator:
     props = {name: c.compile(sub) for name, sub in s["properties"].items()}
     integers = [name for name, sub in s["properties"].items() if c.wants_integer(sub)]
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if isinstance(value, dict):
             for name in integers:
                 if name in value:
@@ -277,7 +271,7 @@ def _additional(c: _Compiler, s: dict[str, Any]) -> Validator:
     sub = c.compile(extra) if extra is not True and extra is not False else None
     integers = c.wants_integer(extra)
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if not isinstance(value, dict):
             return
         for name, item in value.items():
@@ -288,7 +282,7 @@ def _additional(c: _Compiler, s: dict[str, Any]) -> Validator:
                     item = value[name] = _integral(item)
                 sub(item, path + (name,), out)
             elif extra is False:
-                out.append(SchemaError(path + (name,), _unknown_key(name, known), at_key=True))
+                out.append(Hit(path + (name,), _unknown_key(name, known), at_key=True))
 
     return check
 
@@ -304,12 +298,12 @@ def _unknown_key(name: str, known: set[str]) -> str:
 def _property_names(c: _Compiler, s: dict[str, Any]) -> Validator:
     sub = c.compile(s["propertyNames"])
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if isinstance(value, dict):
             for name in value:
-                errors: list[SchemaError] = []
+                errors: list[Hit] = []
                 sub(name, path + (name,), errors)
-                out.extend(SchemaError(path + (name,), f"key {e.message}", at_key=True) for e in errors)
+                out.extend(Hit(path + (name,), f"key {e.message}", at_key=True) for e in errors)
 
     return check
 
@@ -317,11 +311,11 @@ def _property_names(c: _Compiler, s: dict[str, Any]) -> Validator:
 def _required(c: _Compiler, s: dict[str, Any]) -> Validator:
     names = s["required"]
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if isinstance(value, dict):
             for name in names:
                 if name not in value:
-                    out.append(SchemaError(path, f"{_label(path)}missing required key `{name}`"))
+                    out.append(Hit(path, f"{_label(path)}missing required key `{name}`"))
 
     return check
 
@@ -333,9 +327,9 @@ def _pattern(c: _Compiler, s: dict[str, Any]) -> Validator:
         raise ValueError(f"pattern {s['pattern']!r} is not a Python regular expression: {exc}") from None
     message = s.get("x-message", f"does not match {s['pattern']}")
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if isinstance(value, str) and regex.search(value) is None:
-            out.append(SchemaError(path, f"{_label(path)}{message}"))
+            out.append(Hit(path, f"{_label(path)}{message}"))
 
     return check
 
@@ -414,9 +408,9 @@ def _bound(keyword: str, test: Callable[[Any, Any], bool], what: str, measure: C
         limit = s[keyword]
         message = s.get("x-message")
 
-        def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+        def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
             if applies(value) and not test(measure(value), limit):
-                out.append(SchemaError(path, f"{_label(path)}{message or what.format(limit)}"))
+                out.append(Hit(path, f"{_label(path)}{message or what.format(limit)}"))
 
         return check
 
@@ -431,7 +425,7 @@ def _items(c: _Compiler, s: dict[str, Any]) -> Validator:
     sub = c.compile(s["items"])
     integers = c.wants_integer(s["items"])
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if isinstance(value, list):
             for index, item in enumerate(value):
                 if integers:
@@ -442,13 +436,13 @@ def _items(c: _Compiler, s: dict[str, Any]) -> Validator:
 
 
 def _unique(c: _Compiler, s: dict[str, Any]) -> Validator:
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         if s["uniqueItems"] and isinstance(value, list):
             seen: set[Any] = set()
             for index, item in enumerate(value):
                 key = _json_key(item)
                 if key in seen:
-                    out.append(SchemaError(path + (index,), f"{_label(path)}lists the same item twice"))
+                    out.append(Hit(path + (index,), f"{_label(path)}lists the same item twice"))
                 seen.add(key)
 
     return check
@@ -458,10 +452,10 @@ def _any_of(c: _Compiler, s: dict[str, Any]) -> Validator:
     branches = [(sub, c.compile(sub)) for sub in s["anyOf"]]
     message = s.get("x-message", "does not match any of the allowed forms")
 
-    def check(value: Any, path: JsonPath, out: list[SchemaError]) -> None:
+    def check(value: Any, path: JsonPath, out: list[Hit]) -> None:
         results = []
         for _, sub in branches:
-            errors: list[SchemaError] = []
+            errors: list[Hit] = []
             sub(value, path, errors)
             if not errors:
                 return  # the common case: stop at the first branch that fits
@@ -473,7 +467,7 @@ def _any_of(c: _Compiler, s: dict[str, Any]) -> Validator:
         if len(typed) == 1:
             out.extend(typed[0])
         else:
-            out.append(SchemaError(path, f"{_label(path)}{message}"))
+            out.append(Hit(path, f"{_label(path)}{message}"))
 
     return check
 

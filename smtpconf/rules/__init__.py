@@ -12,25 +12,14 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from smtpconf.findings import Level
+from smtpconf.findings import Hit, Level
 
 if TYPE_CHECKING:
-    from smtpconf.load import JsonPath
     from smtpconf.model import Config
 
-
 __all__ = ["Check", "Hit", "Level", "REGISTRY", "Rule", "all_rules", "declare", "level_of", "rule"]
-
-
-class Hit(NamedTuple):
-    """What a rule check yields: where, and what is wrong there."""
-
-    path: JsonPath
-    message: str
-    at_key: bool = False  # point at the key (a relay's name) rather than its value
-    level: Level | None = None  # a rule whose level depends on the case (basic-auth-retired); else the rule's
 
 
 Check = Callable[["Config"], Iterable[Hit]]
