@@ -153,9 +153,12 @@ def _explain(rule_id: str, rules: dict[str, Any]) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from smtpconf.probe.check import run
+    from smtpconf.probe.check import CheckOptions, LiveOptions, execute
 
-    return run(args)
+    live = LiveOptions(nameserver=args.nameserver, timeout=args.timeout, concurrency=args.concurrency,
+                       dns=not args.no_dns, probe=not args.no_probe, ca_file=args.ca_file, https_port=args.https_port)
+    return execute(CheckOptions(files=tuple(args.files), live=live, format=args.format, strict=args.strict,
+                                quiet=args.quiet))
 
 
 def _positive_int(text: str) -> int:

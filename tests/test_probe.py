@@ -133,10 +133,9 @@ def test_the_check_stage_does_not_reach_into_the_cli(tmp_path: Path) -> None:
 
     config = tmp_path / "smtpconf.yaml"
     config.write_text("version: 1\nrelays:\n  r:\n    host: smtp.example.test\n    port: 465\n    security: starttls\n")
-    code = ("import argparse, sys; from smtpconf.probe.check import run\n"
-            f"args = argparse.Namespace(files=[{str(config)!r}], format=None, strict=False, nameserver=None,\n"
-            "    timeout=1.0, concurrency=5, no_dns=True, no_probe=True)\n"
-            "rc = run(args)\n"
+    code = ("import sys; from smtpconf.probe.check import CheckOptions, LiveOptions, execute\n"
+            f"options = CheckOptions(files=({str(config)!r},), live=LiveOptions(timeout=1.0, dns=False, probe=False))\n"
+            "rc = execute(options)\n"
             "print('cli imported' if 'smtpconf.cli' in sys.modules else 'cli not imported', rc)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "GITHUB_ACTIONS": "true"})
@@ -144,20 +143,16 @@ def test_the_check_stage_does_not_reach_into_the_cli(tmp_path: Path) -> None:
     assert "::error" in done.stdout and "tls-port-mismatch" in done.stdout, done.stdout
 
 
-def test_bad_live_options_are_usage_errors() -> None:
-    import argparse
-
+def test_bad_live_options_are_usage_errors(tmp_path: Path) -> None:
     from smtpconf.probe.check import LiveOptions
 
-    def args(**kw: object) -> argparse.Namespace:
-        return argparse.Namespace(**{"nameserver": None, "timeout": 1.0, "concurrency": 1, "no_dns": False,
-                                     "no_probe": True, **kw})
-
-    assert LiveOptions.from_args(args()) == LiveOptions(None, 1.0, 1, True, False)
-    with pytest.raises(UsageError, match="--timeout"):
-        LiveOptions.from_args(args(timeout=0))
-    with pytest.raises(UsageError, match="--concurrency"):
-        LiveOptions.from_args(args(concurrency=0))
+    good = LiveOptions(timeout=1.0, concurrency=1, probe=False)
+    assert good.checked() == LiveOptions(None, 1.0, 1, True, False)
+    for bad, flag in [(good._replace(timeout=0), "--timeout"), (good._replace(timeout=float("nan")), "--timeout"),
+                      (good._replace(concurrency=0), "--concurrency"),
+                      (good._replace(ca_file=str(tmp_path / "none.pem")), "--ca-file")]:
+        with pytest.raises(UsageError, match=flag):
+            bad.checked()
 
 
 def _endpoint(host: str, provider: str | None = None) -> Endpoint:

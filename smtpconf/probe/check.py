@@ -11,11 +11,11 @@ text unless ``--quiet``, and always in json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, NamedTuple
 
 from smtpconf.errors import UsageError
@@ -57,61 +57,71 @@ class Progress:
 
 
 class LiveOptions(NamedTuple):
-    """The flags of the live stage, checked once."""
+    """The settings of the live stage."""
 
-    nameserver: str | None
-    timeout: float
-    concurrency: int
-    dns: bool
-    probe: bool
+    nameserver: str | None = None
+    timeout: float = 10.0  # each query and probe
+    concurrency: int = 50
+    dns: bool = True
+    probe: bool = True
     ca_file: str | None = None  # also trusted when fetching the discovery sites (probe/discovery.py)
     https_port: int = 443  # of the discovery sites; another only for a test server
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> LiveOptions:
-        if args.timeout <= 0:
-            raise UsageError("--timeout must be a positive number of seconds")
-        if args.concurrency < 1:
+    def checked(self) -> LiveOptions:
+        """These options, or a usage error naming the flag (the CLI's types check the numbers
+        first; options built by hand get the same answer)."""
+        if not 0 < self.timeout < float("inf"):
+            raise UsageError("--timeout must be a positive, finite number of seconds")
+        if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
-        ca_file = getattr(args, "ca_file", None)
-        if ca_file is not None and not os.path.isfile(ca_file):
-            raise UsageError(f"--ca-file {ca_file}: no such file (a PEM file of CA certificates)")
-        return cls(args.nameserver, args.timeout, args.concurrency, not args.no_dns, not args.no_probe,
-                   ca_file, getattr(args, "https_port", 443))
+        if self.ca_file is not None and not os.path.isfile(self.ca_file):
+            raise UsageError(f"--ca-file {self.ca_file}: no such file (a PEM file of CA certificates)")
+        return self
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class CheckOptions:
+    """What ``smtpconf check`` was asked to do (built by the CLI, or by hand)."""
+
+    files: tuple[str, ...]
+    live: LiveOptions = LiveOptions()
+    format: str | None = None  # None: text, or github under GITHUB_ACTIONS (report.default_format)
+    strict: bool = False
+    quiet: bool = False  # text: the findings only, not what was verified
+
+
+def execute(options: CheckOptions) -> int:
     from smtpconf.report import default_format, emit
     from smtpconf.rules import all_rules
 
-    options = LiveOptions.from_args(args)
-    results = [lint_path(path, file) for path, file in expand(args.files)]
+    live = options.live.checked()
+    results = [lint_path(path, file) for path, file in expand(options.files)]
     findings = [f for r in results for f in r.findings]
     skipped = False
     observations: list[Observations] = []
-    if options.dns or options.probe:
+    if live.dns or live.probe:
         if any(f.level == "error" for f in findings):
             skipped = True
         else:
-            ensure_descriptors(options.concurrency)
-            live, observations = asyncio.run(live_findings(results, options))
-            findings += live
+            ensure_descriptors(live.concurrency)
+            found, observations = asyncio.run(live_findings(results, live))
+            findings += found
     findings = sorted(dict.fromkeys(findings), key=Finding.sort_key)
-    fmt = args.format or default_format()
+    fmt = options.format or default_format()
     if fmt == "json":
         from smtpconf.probe.observations import as_json
         from smtpconf.report.json import report
 
         sys.stdout.write(report(findings, all_rules(), observations=as_json(observations)))
     else:
-        if fmt == "text" and not getattr(args, "quiet", False):
+        if fmt == "text" and not options.quiet:
             from smtpconf.report.text import observations_report
 
             sys.stdout.write(observations_report(observations))
         emit(findings, all_rules(), fmt)
     if skipped:
         print("smtpconf: live checks skipped: fix the errors above first", file=sys.stderr)
-    return 1 if fails(findings, args.strict) else 0
+    return 1 if fails(findings, options.strict) else 0
 
 
 def ensure_descriptors(concurrency: int) -> None:
