@@ -165,8 +165,8 @@ def relay_nexthop_shared(config: Config) -> Iterator[Hit]:
     one account per host.
     """
     for group in config.fleet.values():
-        by_hop = [(path, names) for path, names in group.relay_lists()
-                  if len(names) > 1 or path[-2] == "recipient_relays"]
+        routes = {r.path for r in group.recipient_relays}
+        by_hop = [(path, names) for path, names in group.relay_lists() if len(names) > 1 or path in routes]
         if not by_hop:
             continue
         owners: dict[str, str] = {}
@@ -182,7 +182,7 @@ def relay_nexthop_shared(config: Config) -> Iterator[Hit]:
                 if owner.name == name or name in reported or _same_login(owner, relay):
                     continue
                 reported.add(name)
-                yield Hit(path + (index,) if len(names) > 1 or path[-1] != "relay" else path,
+                yield Hit(path + (index,) if len(names) > 1 else path,
                           f"fleet group '{group.name}': relay '{name}' shares {hop} with relay '{owner.name}', "
                           f"which logs in differently; Postfix finds one credential per next hop, so '{name}' "
                           f"would log in as '{owner.name}'")
