@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from smtpconf.probe.hit import LiveHit
     from smtpconf.probe.observations import DomainSeen, EndpointSeen, Observations
     from smtpconf.probe.resolver import Resolver
+    from smtpconf.report import ReportFormat
 
 # Each probe slot may hold two descriptors (the connection and, on a silent plaintext port, the
 # TLS sniff); the interpreter, the resolver's sockets and the files need a few more.
@@ -85,7 +86,7 @@ class CheckOptions:
 
     files: tuple[str, ...]
     live: LiveOptions = LiveOptions()
-    format: str | None = None  # None: text, or github under GITHUB_ACTIONS (report.default_format)
+    format: ReportFormat | None = None  # None: text, or github under GITHUB_ACTIONS (report.default_format)
     strict: bool = False
     quiet: bool = False  # text: the findings only, not what was verified
 

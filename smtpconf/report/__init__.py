@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Callable, Literal
 
 from smtpconf.findings import Finding
 from smtpconf.rules import Rule
 
 Reporter = Callable[[list[Finding], dict[str, Rule]], str]
+ReportFormat = Literal["text", "json", "sarif", "github"]
 
 
-def reporter(name: str) -> Reporter:
+def reporter(name: ReportFormat) -> Reporter:
     if name == "text":
         from smtpconf.report.text import report
     elif name == "json":
@@ -24,17 +25,17 @@ def reporter(name: str) -> Reporter:
         from smtpconf.report.sarif import report
     elif name == "github":
         from smtpconf.report.github import report
-    else:  # argparse restricts the choices
+    else:  # the type, and argparse's choices, rule this out
         raise ValueError(name)
     return report
 
 
-def default_format() -> str:
+def default_format() -> ReportFormat:
     """The format when ``--format`` is not given: annotations in GitHub Actions, text elsewhere."""
     return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
 
 
-def emit(findings: list[Finding], rules: dict[str, Rule], fmt: str | None) -> None:
+def emit(findings: list[Finding], rules: dict[str, Rule], fmt: ReportFormat | None) -> None:
     """Print the report on stdout; for text, a one-line count on stderr (where a person reads it)."""
     fmt = fmt or default_format()
     sys.stdout.write(reporter(fmt)(findings, rules))
