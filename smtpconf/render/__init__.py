@@ -82,6 +82,14 @@ class Target(Protocol):
     def render(self, ctx: RenderContext) -> Iterable[RenderedFile | Note]: ...
 
 
+if TYPE_CHECKING:  # mypy checks that every module of TARGETS is a Target
+    from smtpconf.render import (ansible, autodiscover, dns, gitsendemail, mobileconfig, msmtp, neomutt, postfix,
+                                 site, thunderbird)
+
+    _TARGET_MODULES: tuple[Target, ...] = (thunderbird, autodiscover, mobileconfig, msmtp, neomutt, gitsendemail,
+                                           dns, site, postfix, ansible)
+
+
 @dataclass
 class RenderContext:
     config: Config
