@@ -25,6 +25,7 @@ credential Postfix took:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,6 +141,8 @@ def _deliver(lab: Lab, sender: str, rcpt: str, via: str) -> Received:
                          timeout=40)
     received = [m for m in provider.wait_for_messages(before + 1)[before:] if m.mail_from == sender]
     assert len(received) == 1, received
+    # Failing over happens within the one delivery attempt: the message was never deferred.
+    assert not re.search(rf"{queue_id}: .*status=deferred", lab.postfix.log_text())
     return received[0]
 
 
