@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli_clients import (  # noqa: F401  (clients_out, oauth2_out are fixtures)
-    CLIENT_SECRET_CANARY, ENV_CANARY_NAME, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME,
+    CLIENT_SECRET_CANARY, ENV_CANARY_NAME, PEM, FILE_CANARY, IDN_DOMAIN, IDN_SMTP, ODD_COMMAND, ODD_USERNAME,
     REFRESH_CANARY, OAuth2Render, assert_no_secret_values, clients_out, oauth2_out, token_command,
 )
 from tests.support.render import render_ok, tree, write_config
@@ -222,7 +222,7 @@ def test_a_directory_name_with_a_line_break_cannot_add_a_setting(tmp_path: Path,
 
     directory = tmp_path / "x\nhost evil.example"
     config = write_config(directory, f"version: 1\naccounts:\n  - {LINE_BREAK_ACCOUNTS[account]}\n")
-    (directory / "ca.pem").write_text("not read by render\n", encoding="utf-8")
+    (directory / "ca.pem").write_bytes(PEM)
     assert main(["render", str(config), "-o", str(tmp_path / "out"), "--only", target]) == 2
     assert not (tmp_path / "out").exists()
     error = capsys.readouterr().err

@@ -84,6 +84,9 @@ domains:
     srv: true
 """
 
+# Lint reads a ca_file (ca-file-missing): it must be a file holding a PEM certificate block.
+PEM = (Path(__file__).resolve().parents[2] / "examples" / "certs" / "lab-ca.pem").read_bytes()
+
 
 # OAuth2 logins beside password ones, for every client target. The smtpconf file sits in a
 # directory whose name each format must quote: the token commands name its absolute path.
@@ -181,7 +184,7 @@ def clients_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     the canary secrets present in the environment and on disk."""
     base = tmp_path_factory.mktemp("cli-clients")
     (base / "secret.txt").write_text(FILE_CANARY + "\n", encoding="utf-8")
-    (base / "lab-ca.pem").write_text("not read by render\n", encoding="utf-8")
+    (base / "lab-ca.pem").write_bytes(PEM)
     config = base / "smtpconf.yaml"
     config.write_text(CLIENTS_YAML, encoding="utf-8")
     old = os.environ.get(ENV_CANARY_NAME)
