@@ -433,7 +433,8 @@ class ConnectProxy:
         self.connects: list[tuple[str, str | None]] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self.serve, daemon=True).start()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
 
     def serve(self) -> None:
         while True:
@@ -475,7 +476,14 @@ class ConnectProxy:
             pass
 
     def close(self) -> None:
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (Linux). A
+        # thread left running would make every later render in this process fork-unsafe (1 worker).
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
+        self.thread.join(5)
 
 
 def test_https_goes_through_https_proxy_with_its_credentials_never_shown(
