@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def password_login(client: smtplib.SMTP, target: Target, password: str) -> None:
-    user = target.username or ""
+    user = target.login.username or ""
     if not client.has_extn("auth"):
         raise fail("AUTH", "the server does not offer AUTH here" + provider_hint(target))
     mechanisms = offered(client)
@@ -40,7 +40,7 @@ def password_login(client: smtplib.SMTP, target: Target, password: str) -> None:
     if code != 235:
         advice = password_refused_advice(code, said)
         raise fail("AUTH", f"{code} {said}: the server refused user '{user}' with the "
-                           f"password from {target.password.describe() if target.password else '?'}."
+                           f"password from {target.login.password.describe() if target.login.password else '?'}."
                            + (f" {advice}" if advice else provider_hint(target)))
     step("AUTH", True, f"{code} {said} as {user}")
 
@@ -52,7 +52,7 @@ def offered(client: smtplib.SMTP) -> list[str]:
 def oauth2_login(client: smtplib.SMTP, target: Target, token: str, login_command: str) -> None:
     oauth2, ep = target.login.oauth2, target.endpoint
     assert oauth2 is not None
-    mechanism, user = oauth2.sasl_name, target.username or ""
+    mechanism, user = oauth2.sasl_name, target.login.username or ""
     if not client.has_extn("auth"):
         raise fail("AUTH", "the server does not offer AUTH here" + provider_hint(target))
     mechanisms = offered(client)

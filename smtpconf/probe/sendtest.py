@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from smtpconf.errors import UsageError
 from smtpconf.findings import printable
 from smtpconf.lint import gate, lint_path
-from smtpconf.model import Config, Endpoint, Login, SecretRef, to_ascii_host
+from smtpconf.model import Config, Endpoint, Login, to_ascii_host
 from smtpconf.probe.auth import oauth2_login, offered, password_login
 from smtpconf.probe.client import connect, tls_context, tls_detail
 from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, shown, step, text, time_limit
@@ -46,14 +46,6 @@ class Target(NamedTuple):
     login: Login  # the model's: an account without a credential of its own has its relay's
     sender: str | None
     selector: tuple[str, str]  # ("--relay", "lab"): how the command line named it
-
-    @property
-    def username(self) -> str | None:
-        return self.login.username
-
-    @property
-    def password(self) -> SecretRef | None:
-        return self.login.password
 
 
 @dataclass(frozen=True)
@@ -139,7 +131,7 @@ def _send(target: Target, sender: Address, to: Address, args: SendTestOptions, b
     oauth2 = target.login.auth == "oauth2"
     # Refused before the secret is resolved: a `command:` secret (a password manager) must not
     # even run, nor a token be fetched, for a message that will not be sent.
-    if (oauth2 or target.password is not None) and ep.security == "none" and not args.allow_plaintext:
+    if (oauth2 or target.login.password is not None) and ep.security == "none" and not args.allow_plaintext:
         what = "the access token" if oauth2 else "the password"
         raise fail("TLS", f"refused: security is none, so {what} would cross the network in plaintext; "
                           "use starttls (587) or tls (465), or pass --allow-plaintext if you really mean it")
@@ -162,14 +154,14 @@ def _send(target: Target, sender: Address, to: Address, args: SendTestOptions, b
 def _secret(target: Target, base_dir: Path, clock: Clock) -> str | None:
     from smtpconf.secrets import SecretError, resolve
 
-    if target.password is None:
+    if target.login.password is None:
         step("secret", True, "no password in the file: sending without AUTH")
         return None
     try:
-        value = resolve(target.password, base_dir, timeout=clock.left())
+        value = resolve(target.login.password, base_dir, timeout=clock.left())
     except SecretError as exc:
         raise fail("secret", str(exc)) from None
-    step("secret", True, f"password from {target.password.describe()}")
+    step("secret", True, f"password from {target.login.password.describe()}")
     return value
 
 
