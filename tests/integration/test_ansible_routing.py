@@ -37,6 +37,7 @@ class Applied(NamedTuple):
     canaries: dict[str, str]
     first: ansible_run.Run
     second: ansible_run.Run
+    verify: ansible_run.Run  # --tags verify after the two runs
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +73,14 @@ def applied(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterat
             "smtp_relay_postfix_config_dir": str(postfix.config_dir), "smtp_relay_install_packages": False,
             **{f"vault_{name}": canary for name, canary in canaries.items()}}))
 
-        def playbook() -> ansible_run.Run:
+        def playbook(*extra: str) -> ansible_run.Run:
             mark = postfix.log_size()
             run = ansible_run.run([ansible_run.program("ansible-playbook"), "-i", "inventory.ini", "playbook.yml",
                                    "-e", "ansible_connection=local", "-e", "ansible_become=false",
-                                   "-e", f"@{vars_file}", "--diff"], cwd=work / "out" / "ansible", home=work / "home")
+                                   "-e", f"@{vars_file}", "--diff", *extra], cwd=work / "out" / "ansible",
+                                  home=work / "home")
+            if extra:
+                return run
             assert run.returncode == 0, run.output
             if run.recap()["changed"]:
                 postfix.wait_log(r"postfix/master\[\d+\]: reload -- ", since=mark)
@@ -84,7 +88,8 @@ def applied(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterat
 
         first = playbook()
         second = playbook()
-        yield Applied(postfix, {"backup": backup, "partner": partner}, source, canaries, first, second)
+        verify = playbook("--tags", "verify")
+        yield Applied(postfix, {"backup": backup, "partner": partner}, source, canaries, first, second, verify)
 
 
 def test_role_files_are_the_postfix_targets_bytes_and_a_second_run_changes_nothing(applied: Applied) -> None:
@@ -116,3 +121,14 @@ def test_mail_fails_over_and_follows_its_recipient_route(applied: Applied) -> No
     [routed] = applied.providers["partner"].wait_for_messages(1, timeout=40)
     assert (main.rcpt_tos, main.auth_user) == (["ops@example.org"], "backup-user")
     assert (routed.rcpt_tos, routed.auth_user) == (["ap@partner.example"], "partner-user")
+
+
+def test_verify_checks_the_relayhost_list_and_names_the_dead_relay(applied: Applied) -> None:
+    out = applied.verify.output
+    task = out.index("TASK [smtp_relay : Check that Postfix relays through the default relay]")
+    assert out[task:].split("\n", 2)[1].startswith("ok: [localhost]"), out  # "[localhost]:P1, [localhost]:P2"
+    assert applied.verify.returncode != 0 and "failed: [localhost] (item=dead)" in out, out
+    assert "(item=backup)" in out and "failed: [localhost] (item=backup)" not in out
+    assert applied.verify.recap()["changed"] == 0
+    for canary in applied.canaries.values():
+        assert canary not in out
