@@ -112,6 +112,9 @@ def host_problem(host: str) -> str | None:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
+            name, _, port = host.rpartition(":")
+            if port.isdigit() and ":" not in name:  # an inventory reads it as host and SSH port
+                return f"'{printable(host)}' is HOST:PORT, not a host; write the host only"
             return "not a valid IPv6 address"
         return None
     labels = host.rstrip(".").split(".")
@@ -146,6 +149,9 @@ def _hosts(data: dict[str, Any]) -> Iterator[tuple[JsonPath, str]]:
     for group, raw in (data.get("fleet") or {}).items():
         for domain in raw.get("recipient_relays") or {}:
             yield ("fleet", group, "recipient_relays", domain), domain.removeprefix("@")
+    for group, raw in (data.get("fleet") or {}).items():  # Ansible inventory host names
+        for index, host in enumerate(raw.get("hosts") or []):
+            yield ("fleet", group, "hosts", index), host
 
 
 class Names:
