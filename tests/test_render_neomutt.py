@@ -28,7 +28,10 @@ def muttrc(out: Path, email: str) -> tuple[dict[str, str], str]:
         name, _, value = line[4:].partition(" = ")
         backtick = _BACKTICK.match(value)
         if backtick:
-            settings[name] = "`" + re.sub(r"\\(.)", r"\1", backtick["cmd"]) + "`"
+            command = re.sub(r"\\(.)", r"\1", backtick["cmd"])
+            # neomutt expands the one variable named there, once (the command's text is its value).
+            command = settings.get(command[1:], command) if command.startswith("$my_") else command
+            settings[name] = "`" + command + "`"
         else:
             [settings[name]] = shlex.split(value)
     return settings, text

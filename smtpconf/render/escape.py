@@ -81,12 +81,6 @@ def muttrc(value: object) -> str:
     return "'" + _one_line(str(value)).replace("'", "'\\''") + "'"
 
 
-def muttrc_command(value: object) -> str:
-    """A command inside muttrc backticks (within double quotes): neomutt reads backslash escapes
-    there, and an unescaped backtick would end the command early (checked with neomutt 2022)."""
-    return _one_line(str(value)).replace("\\", "\\\\").replace("`", "\\`")
-
-
 # RFC 3986 unreserved characters, which percent-encoding leaves alone, and "@", which it encodes.
 _UNRESERVED_OR_AT = re.compile(r"[A-Za-z0-9_.~@-]*")
 
@@ -154,7 +148,6 @@ FILTERS = {
     "shell": shell,
     "msmtp": msmtp,
     "muttrc": muttrc,
-    "muttrc_command": muttrc_command,
     "gitconfig": gitconfig,
     "zone": zone,
     "nginx": nginx,

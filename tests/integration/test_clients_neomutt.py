@@ -67,3 +67,30 @@ def test_neomutt_reads_every_rendered_file_without_complaint(clients_out: Path, 
     for rc in sorted((clients_out / "neomutt").iterdir()):
         got = query(neomutt, rc, tmp_path, "smtp_url")
         assert got["smtp_url"].startswith(("smtp://", "smtps://")), rc.name
+
+
+def test_no_value_reaches_neomutts_expansion_inside_backticks(neomutt: str, tmp_path: Path) -> None:
+    """SPEC §11: inside backticks neomutt replaces ``$name`` with its own variables before the
+    shell runs, even within the shell's single quotes. A display name that closes a quote plus a
+    ``{file:}`` secret whose path says ``$realname`` once ran the name as shell code."""
+    from tests.support.render import render_ok, write_config
+
+    marker = tmp_path / "pwned"
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "$realname").write_text("the-password\n", encoding="utf-8")
+    name = f"Alice'; touch {marker}; echo '"
+    config = write_config(tmp_path, f"""version: 1
+accounts:
+  - email: alice@lab.example.test
+    name: "{name}"
+    host: smtp.lab.example.test
+    port: 587
+    password: {{file: "{secrets}/$realname"}}
+    incoming: {{host: imap.lab.example.test, port: 993, security: tls}}
+""")
+    render_ok(config, tmp_path / "out", "neomutt")
+    rc = tmp_path / "out" / "neomutt" / "alice@lab.example.test.muttrc"
+    values = query(neomutt, rc, tmp_path, "real_name", "smtp_pass", "imap_pass")
+    assert not marker.exists()
+    assert values == {"real_name": name, "smtp_pass": "the-password", "imap_pass": "the-password"}
