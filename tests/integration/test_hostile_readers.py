@@ -3,6 +3,7 @@ readers: postmap drops a table line starting with '#', msmtp expands %-sequences
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,3 +35,24 @@ def test_msmtp_expands_percent_sequences_in_from(tmp_path: Path) -> None:
     done = subprocess.run([msmtp, "-C", str(rc), "--pretend", "-t"], input="", capture_output=True, text=True)
     (line,) = [l for l in done.stdout.splitlines() if l.startswith("from = ")]
     assert line != "from = b%U@example.com"  # replaced with the local user name
+
+
+def test_fleet_groups_that_yaml_would_read_as_other_types_keep_their_hosts(tmp_path: Path) -> None:
+    """`hosts: 010` is the integer 8 to YAML, `hosts: null` no pattern at all, `hosts: yes` the
+    boolean: each play must still target its own group (ansible-playbook --list-hosts)."""
+    from tests.support.ansible_run import program, run
+    from tests.support.render import render_ok, write_config
+
+    groups = {"yes": "h-yes.example.test", "010": "h-010.example.test", "null": "h-null.example.test",
+              "0x1f": "h-hex.example.test"}
+    fleet = "".join(f'  "{name}": {{hosts: [{host}], relay: lab, tls_level: encrypt}}\n'
+                    for name, host in groups.items())
+    config = write_config(tmp_path, "version: 1\nrelays:\n  lab: {host: smtp.lab.example.test, port: 587}\n"
+                          f"fleet:\n{fleet}")
+    render_ok(config, tmp_path / "out", "ansible")
+    out = tmp_path / "out" / "ansible"
+    done = run([program("ansible-playbook"), "-i", "inventory.ini", "playbook.yml", "--list-hosts"],
+               cwd=out, home=tmp_path / "home", timeout=120)
+    assert done.returncode == 0, done.output
+    plays = re.findall(r"play #\d+ \(([^)]*)\):.*?hosts \((\d+)\):\n((?:\s+\S+\n)*)", done.output, re.DOTALL)
+    assert {pattern: hosts.split() for pattern, _, hosts in plays} == {name: [host] for name, host in groups.items()}
