@@ -374,6 +374,14 @@ class Config:
         names = dict.fromkeys(name for _, names in group.relay_lists() for name in names)
         return [self.relays[name] for name in names]
 
+    def written_logins(self) -> list[tuple[str, Login, Endpoint]]:
+        """Each login once, where the file writes it: (who, for messages; the login; the SMTP
+        endpoint it logs in to). An account that uses its relay's login is the relay's entry."""
+        logins = [(f"relay '{relay.name}'", relay.login, relay.endpoint) for relay in self.relays.values()]
+        logins += [(f"account {account.email}", account.login, account.smtp) for account in self.accounts
+                   if account.login.path == account.path]
+        return logins
+
     def accounts_of(self, domain: DomainPolicy) -> list[Account]:
         """The accounts whose address is in ``domain`` (compared as DNS names)."""
         return [account for account in self.accounts if account.domain_host == domain.host]

@@ -13,13 +13,9 @@ _M365_DATE = "the end of December 2026"
 
 
 def _logins(config: Config) -> Iterator[tuple[str, Login, str | None]]:
-    """Each login once, where it is written: (who, login, provider). An account that uses its
-    relay's login is the relay's finding, not one more per account."""
-    for relay in config.relays.values():
-        yield f"relay '{relay.name}'", relay.login, _provider(relay.endpoint)
-    for account in config.accounts:
-        if account.login.path == account.path:
-            yield f"account {account.email}", account.login, _provider(account.smtp)
+    """(who, login, provider) for each login the file writes."""
+    for who, login, endpoint in config.written_logins():
+        yield who, login, _provider(endpoint)
 
 
 def _provider(endpoint: Endpoint) -> str | None:

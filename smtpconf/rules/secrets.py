@@ -18,10 +18,7 @@ def inline_secret(config: Config) -> Iterator[Hit]:
     `{vault: VAR}` (an Ansible Vault variable, resolved at deploy time). The message never repeats
     the value.
     """
-    logins = [(f"relay '{relay.name}'", relay.login) for relay in config.relays.values()]
-    logins += [(f"account {account.email}", account.login) for account in config.accounts
-               if account.login.path == account.path]  # one using its relay's login is the relay's finding
-    for who, login in logins:
+    for who, login, _ in config.written_logins():
         oauth2 = login.oauth2
         for what, secret in (("password", login.password),
                              ("refresh_token", oauth2.refresh_token if oauth2 else None),
