@@ -175,10 +175,11 @@ async def live_findings(results: list[FileResult], options: LiveOptions) -> tupl
                 endpoint_hits, _counted(check_domains(config, resolver, site_fetch), len(config.domains), progress))
         else:
             probed, relays = await endpoint_hits
-        hits = probed + relays + domains[0] + (await sites if sites is not None else [])
+        site_hits, sites_seen = await sites if sites is not None else ([], ())
+        hits = probed + relays + domains[0] + site_hits
         rules = all_rules()
         found = [config.doc.finding(h.path, rules[h.rule].level, h.rule, h.message, key=True) for h in hits]
-        seen = Observations(config.file, await endpoints_seen(config, prober, resolver), domains[1])
+        seen = Observations(config.file, await endpoints_seen(config, prober, resolver), domains[1], sites_seen)
         return [f for f in found if not config.doc.ignored(f)], seen
 
     try:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from smtpconf.model import Config, DomainPolicy
 from smtpconf.probe.hit import LiveHit
+from smtpconf.probe.observations import SiteSeen, UrlOutcome, UrlSeen
 from smtpconf.probe.resolver import Resolver
 from smtpconf.render.mta_sts import PolicyError, mx_matches, parse_policy, policy_id
 from smtpconf.render.site import AUTODISCOVER_FILE, MTA_STS_FILE, THUNDERBIRD_FILE, Url, published_urls, web_root
@@ -52,10 +53,11 @@ class FetchError(Exception):
 
 
 async def check_sites(config: Config, resolver: Resolver, limit: asyncio.Semaphore,
-                      options: SiteOptions) -> list[LiveHit]:
+                      options: SiteOptions) -> tuple[list[LiveHit], tuple[SiteSeen, ...]]:
+    """The findings, and what was fetched (for check's report of what it verified)."""
     policies = [p for p in config.domains.values() if p.site is not None and config.accounts_of(p)]
     if not policies:
-        return []
+        return [], ()
     from smtpconf.render import render
 
     # What the file renders now: the one answer to "what should be served" (the site target's own).
@@ -66,7 +68,8 @@ async def check_sites(config: Config, resolver: Resolver, limit: asyncio.Semapho
         prefix = web_root(policy.host) + "/"
         files = {f.path[len(prefix):]: f.content for f in rendered if f.path.startswith(prefix)}
         jobs.append(_DomainSite(config, policy, files, resolver, limit, options, context).run())
-    return [hit for hits in await asyncio.gather(*jobs) for hit in hits]
+    done = await asyncio.gather(*jobs)
+    return [hit for hits, _ in done for hit in hits], tuple(seen for _, seen in done)
 
 
 @lru_cache(maxsize=None)
@@ -89,29 +92,36 @@ class _DomainSite:
         assert self.policy.site is not None
         self.hits.append(LiveHit(self.policy.site.path, rule, message))
 
-    async def run(self) -> list[LiveHit]:
-        jobs = [self.compare(url, path, content) for path, content in self.files.items()
+    async def run(self) -> tuple[list[LiveHit], SiteSeen]:
+        urls = [(url, path, content) for path, content in self.files.items()
                 for url in published_urls(self.policy.host, path)]
-        await asyncio.gather(*jobs)
+        outcomes = await asyncio.gather(*(self.compare(url, path, content) for url, path, content in urls))
         if MTA_STS_FILE in self.files:
             await self.mta_sts()
-        return self.hits
+        seen = tuple(UrlSeen(url.method, str(url), outcome) for (url, _, _), outcome in zip(urls, outcomes))
+        return self.hits, SiteSeen(self.policy.host, seen)
 
-    async def compare(self, url: Url, path: str, expected: bytes) -> None:
+    async def compare(self, url: Url, path: str, expected: bytes) -> UrlOutcome:
         try:
             reply = await self.fetch(url)
         except FetchError as exc:
-            return self.hit("discovery-unreachable", f"{url}: {exc}")
+            self.hit("discovery-unreachable", f"{url}: {exc}")
+            return "unreachable"
         if reply.status != 200:
-            return self.hit("discovery-unreachable", f"{url}: HTTP {reply.status}"
-                                                     + (" to Outlook's POST" if url.method == "POST" else ""))
+            self.hit("discovery-unreachable", f"{url}: HTTP {reply.status}"
+                                              + (" to Outlook's POST" if url.method == "POST" else ""))
+            return "unreachable"
         if path == MTA_STS_FILE:
             self.served_policy = reply.body
+        outcome: UrlOutcome = "same"
         if reply.media_type != url.media_type:
             self.hit("discovery-drift", f"{url}: served as {reply.media_type or 'no Content-Type'}; clients "
                                         f"expect {url.media_type}")
+            outcome = "drift"
         if reply.body != expected:
             self.hit("discovery-drift", f"{url}: {difference(path, reply.body, expected)}")
+            outcome = "drift"
+        return outcome
 
     async def fetch(self, url: Url) -> Reply:
         return await fetch(url, self.resolver, self.limit, self.options, self.context)

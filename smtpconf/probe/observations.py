@@ -3,7 +3,8 @@
 A check that prints nothing cannot be told from one that skipped everything, so ``check`` also
 reports, for each endpoint and each domain, the facts it verified (SPEC §10): the address it
 connected to, the TLS version, the certificate, the AUTH mechanisms after TLS and the probe's time;
-the SPF lookup count, the DMARC policy in force and where it was found, the MTA-STS mode.
+the SPF lookup count, the DMARC policy in force and where it was found, the MTA-STS mode; for a
+domain with a discovery site, each URL fetched and whether it serves what the file renders.
 
 The values are plain data, in a stable order (endpoints by host, port and security; domains by
 name), so that two runs against the same servers differ only where the servers do.
@@ -11,7 +12,7 @@ name), so that two runs against the same servers differ only where the servers d
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 
 class CertificateSeen(NamedTuple):
@@ -70,10 +71,25 @@ class DomainSeen(NamedTuple):
     mta_sts: MtaStsSeen | None
 
 
+UrlOutcome = Literal["same", "drift", "unreachable"]
+
+
+class UrlSeen(NamedTuple):
+    method: str  # GET, or POST (Outlook's Autodiscover request)
+    url: str
+    outcome: UrlOutcome  # drift and unreachable come with their finding
+
+
+class SiteSeen(NamedTuple):
+    domain: str
+    urls: tuple[UrlSeen, ...]  # in the order the site target publishes them
+
+
 class Observations(NamedTuple):
     file: str
     endpoints: list[EndpointSeen]
     domains: list[DomainSeen]
+    sites: tuple[SiteSeen, ...] = ()  # domains with site:, unless --no-probe
 
 
 def as_json(observations: list[Observations]) -> list[dict[str, Any]]:
@@ -82,6 +98,7 @@ def as_json(observations: list[Observations]) -> list[dict[str, Any]]:
         "file": o.file,
         "endpoints": [_endpoint_json(e) for e in o.endpoints],
         "domains": [_domain_json(d) for d in o.domains],
+        "sites": [{"domain": s.domain, "urls": [u._asdict() for u in s.urls]} for s in o.sites],
     } for o in observations]
 
 
@@ -156,3 +173,17 @@ def describe_domain(d: DomainSeen) -> str:
     else:
         parts.append("no MTA-STS")
     return f"domain {d.domain}: {', '.join(parts)}"
+
+
+def describe_site(s: SiteSeen) -> str:
+    """``site example.com: 7 URLs fetched over HTTPS, all serve what the file renders``"""
+    counts = {outcome: sum(u.outcome == outcome for u in s.urls) for outcome in ("same", "drift", "unreachable")}
+    head = f"site {s.domain}: {len(s.urls)} URL{'s' if len(s.urls) != 1 else ''} fetched over HTTPS"
+    if counts["same"] == len(s.urls):
+        return f"{head}, all serve what the file renders"
+    parts = [f"{counts['same']} serve what the file renders"]
+    if counts["drift"]:
+        parts.append(f"{counts['drift']} differ (discovery-drift)")
+    if counts["unreachable"]:
+        parts.append(f"{counts['unreachable']} unreachable (discovery-unreachable)")
+    return f"{head}: {', '.join(parts)}"

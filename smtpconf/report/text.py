@@ -35,8 +35,9 @@ def report(findings: list[Finding], rules: dict[str, Rule]) -> str:
 def observations_report(observations: list[Any]) -> str:
     """What ``check`` verified, one line per endpoint and per domain (docs/check.md). Server-sent
     text (certificate names) goes through ``printable``: it is not ours to put on a terminal."""
-    from smtpconf.probe.observations import describe_domain, describe_endpoint
+    from smtpconf.probe.observations import describe_domain, describe_endpoint, describe_site
 
     lines = [f"{o.file}: {describe_endpoint(e)}" for o in observations for e in o.endpoints]
     lines += [f"{o.file}: {describe_domain(d)}" for o in observations for d in o.domains]
+    lines += [f"{o.file}: {describe_site(s)}" for o in observations for s in o.sites]
     return "".join(printable(line, len(line) * 6) + "\n" for line in lines)

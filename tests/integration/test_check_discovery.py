@@ -6,6 +6,7 @@ changed after publishing (a new port) is ``discovery-drift`` naming the field; a
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from smtpconf.cli import main
 from smtpconf.render.mta_sts import policy_id
-from tests.support.live import run_check
+from tests.support.live import run_check, smtpconf
 from tests.support.nginx import NginxServer
 from tests.support.nsd import NsdServer, zone_text
 from tests.support.smtpserver import TestCA
@@ -81,6 +82,42 @@ def discovery_findings(stand: Stand, dns: NsdServer, web: NginxServer) -> list[d
     run = run_check(stand.config, "--nameserver", f"127.0.0.1:{dns.port}", "--ca-file", str(stand.ca.ca_pem_path),
                     "--https-port", str(web.https_port), "--timeout", "5")
     return [f for f in run.findings if f["rule"] in DISCOVERY]
+
+
+def site_seen(stand: Stand, dns: NsdServer, web: NginxServer) -> tuple[list[dict[str, Any]], str]:
+    """What check reports it verified of the site: the JSON ``sites`` and the text line."""
+    args = [str(stand.config), "--nameserver", f"127.0.0.1:{dns.port}", "--ca-file", str(stand.ca.ca_pem_path),
+            "--https-port", str(web.https_port), "--timeout", "5"]
+    sites = json.loads(smtpconf("check", *args, "--format", "json").stdout)["observations"][0]["sites"]
+    lines = [line for line in smtpconf("check", *args).stdout.splitlines() if ": site " in line]
+    assert len(lines) == 1, lines
+    return sites, lines[0]
+
+
+def test_the_urls_fetched_are_reported_as_verified(stand: Stand) -> None:
+    """A check that passes says which URLs it fetched; one that drifted says how many differ."""
+    stand.write(mx="'*.example.com'")
+    conf = stand.publish()
+    with NsdServer({DOMAIN: zone((stand.published / "mta-sts.txt").read_bytes())}) as dns:
+        with NginxServer(conf, stand.ca.ca_pem_path) as web:
+            sites, line = site_seen(stand, dns, web)
+            assert [s["domain"] for s in sites] == [DOMAIN]
+            urls = sites[0]["urls"]
+            assert {"method": "GET", "url": "https://autoconfig.example.com/mail/config-v1.1.xml",
+                    "outcome": "same"} in urls
+            assert {"method": "POST", "url": "https://autodiscover.example.com/autodiscover/autodiscover.xml",
+                    "outcome": "same"} in urls
+            assert {u["outcome"] for u in urls} == {"same"}
+            assert line.endswith(f"site {DOMAIN}: {len(urls)} URLs fetched over HTTPS, all serve what the file "
+                                 "renders"), line
+
+            stand.write(mx="'*.example.com'", port=2587)  # the client files change, the policy does not
+            sites, line = site_seen(stand, dns, web)
+            outcomes = {u["url"]: u["outcome"] for u in sites[0]["urls"]}
+            assert outcomes["https://autoconfig.example.com/mail/config-v1.1.xml"] == "drift"
+            assert outcomes["https://mta-sts.example.com/.well-known/mta-sts.txt"] == "same"
+            drift = sum(o == "drift" for o in outcomes.values())
+            assert f"{len(outcomes) - drift} serve what the file renders, {drift} differ (discovery-drift)" in line
 
 
 def test_published_site_checks_clean_then_drift_then_unreachable(stand: Stand) -> None:
