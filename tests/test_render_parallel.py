@@ -279,40 +279,6 @@ def test_jobs_must_be_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFi
 
 # --- the fast paths give exactly what the plain way gives -------------------------------------
 
-PER_ACCOUNT_TEMPLATES = ["thunderbird/config-v1.1.xml.j2", "autodiscover/autodiscover.xml.j2",
-                         "msmtp/msmtprc.j2", "neomutt/muttrc.j2", "git-send-email/gitconfig.j2"]
-
-
-def _template_data(config: Config, template: str) -> list[dict[str, Any]]:
-    from smtpconf.render import RenderContext, autodiscover, gitsendemail, msmtp, neomutt, thunderbird
-
-    accounts = config.accounts
-    ctx = RenderContext(config)
-    return {
-        "thunderbird/config-v1.1.xml.j2": lambda: [thunderbird._account_data(a) for a in accounts],
-        "autodiscover/autodiscover.xml.j2": lambda: [autodiscover._data(a) for a in accounts],
-        "msmtp/msmtprc.j2": lambda: [msmtp._data(ctx, a) for a in accounts],
-        "neomutt/muttrc.j2": lambda: [neomutt._data(ctx, a, [], []) for a in accounts],
-        "git-send-email/gitconfig.j2": lambda: [gitsendemail._data(ctx, a) for a in accounts],
-    }[template]()
-
-
-@pytest.mark.parametrize("template", PER_ACCOUNT_TEMPLATES)
-def test_one_pass_over_many_accounts_gives_each_files_bytes(config: Config, template: str) -> None:
-    items = _template_data(config, template)
-    ctx = RenderContext(config)
-    assert ctx.template_many(template, items) == [ctx.template(template, **data) for data in items]
-
-
-def test_a_value_holding_the_file_separator_falls_back_to_one_render_per_file(config: Config) -> None:
-    ctx = RenderContext(config)
-    items = _template_data(config, "msmtp/msmtprc.j2")
-    items[1] = {**items[1], "password_note": "odd\x00note"}  # the schema lets no such value through
-    many = ctx.template_many("msmtp/msmtprc.j2", items)
-    assert len(many) == len(items) and b"odd\x00note" in many[1]
-    assert many == [ctx.template("msmtp/msmtprc.j2", **data) for data in items]
-
-
 def test_profiles_are_plistlibs_bytes(config: Config) -> None:
     profiles = [profile(a, inbound) for a in config.accounts if (inbound := incoming(a)) is not None]
     assert len(profiles) >= 3

@@ -9,14 +9,18 @@ import resource
 import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
+import jinja2
 import pytest
 
 from smtpconf.cli import main
 from smtpconf.errors import UnwritableValue
-from smtpconf.render import MANIFEST_NAME, SECRET_MODE, RenderContext, RenderedFile
+from smtpconf.lint import lint_path
+from smtpconf.render import MANIFEST_NAME, SECRET_MODE, RenderContext, RenderedFile, render_target
+from smtpconf.resources import resource_path
 from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
     ACCOUNTS_YAML, TargetRender, leftovers, plug_target, render_ok, tree, write_config,
 )
@@ -200,6 +204,25 @@ def test_a_bug_in_a_target_is_an_internal_error_not_a_refused_value(
     assert "smtpconf: internal error: ValueError: invalid literal" in run.err and "please report it" in run.err
     assert tree(tmp_path / "out") == before
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("target, template", [("msmtp", "msmtp/msmtprc.j2"),  # one file per account
+                                              ("site", "site/page.html.j2")])  # per domain, and per account
+def test_an_error_in_a_template_names_the_template_file_and_line(tmp_path: Path, target: str, template: str) -> None:
+    """A template's bug shows where it is (SMTPCONF_DEBUG=1 prints this traceback): the template's
+    own file and line, not a Python line of Jinja's compiled code or a wrapper template's."""
+    lint = lint_path(write_config(tmp_path / "src", ACCOUNTS_YAML + "domains: {example.com: {}}\n"))
+    assert lint.config is not None
+    broken = tmp_path / "templates" / template
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{# a template with a bug on line 3 #}\nfine\n{{ no_such_value }}\n", encoding="utf-8")
+    ctx = RenderContext(lint.config)
+    # The broken template first, the shipped ones for everything else.
+    ctx.env.loader = jinja2.FileSystemLoader([str(tmp_path / "templates"), str(resource_path("templates"))])
+    with pytest.raises(jinja2.UndefinedError, match="no_such_value") as raised:
+        render_target(ctx, target)
+    frames = [(frame.filename, frame.lineno) for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert (str(broken), 3) in frames
 
 
 def _limit_file_size() -> None:

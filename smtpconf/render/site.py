@@ -136,9 +136,8 @@ def _domain_files(ctx: RenderContext, policy: DomainPolicy, members: list[Accoun
     pages = [_account_page(account, profiles.get(account.email), account.email in outlook) for account in members]
     common = {"domain": domain, "lang": policy.lang}
     yield file("index.html", ctx.template(PAGE, kind="overview", accounts=pages, account=None, **common))
-    for page, content in zip(pages, ctx.template_many(PAGE,
-                                                     [dict(common, kind="account", account=page, accounts=()) for page in pages])):
-        yield file(page["file"], content)
+    for page in pages:
+        yield file(page["file"], ctx.template(PAGE, kind="account", account=page, accounts=(), **common))
 
     site = policy.site
     root = (site.root if site and site.root else None) or DEFAULT_ROOT.format(domain=domain)

@@ -34,11 +34,9 @@ EMAIL_LOCAL_PART = "%EMAILLOCALPART%"
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
     yield from account_files(ctx, TARGET, TEMPLATE, ".xml", _account_data)
-    domains = _by_domain(ctx.config.accounts)
-    data = [_domain_data(domain, members) for domain, members in domains.items()]
-    for domain, content in zip(domains, ctx.template_many(TEMPLATE, data)):
-        yield RenderedFile(f"{TARGET}/domains/{safe_name(domain)}/mail/config-v1.1.xml", content,
-                           TARGET, "domain", domain)
+    for domain, members in _by_domain(ctx.config.accounts).items():
+        yield RenderedFile(f"{TARGET}/domains/{safe_name(domain)}/mail/config-v1.1.xml",
+                           ctx.template(TEMPLATE, **_domain_data(domain, members)), TARGET, "domain", domain)
 
 
 class TemplateServer(NamedTuple):
