@@ -1,5 +1,5 @@
-"""How the command-line clients (msmtp, neomutt, git send-email) get an account's password or
-OAuth2 access token and address, shared so the three cannot disagree.
+"""How the command-line clients (msmtp, neomutt, git send-email) get an account's SMTP settings,
+password or OAuth2 access token and address, shared so the three cannot disagree.
 
 No secret value is ever read here: a secret reference becomes a shell command that the client
 runs when it needs the password (msmtp ``passwordeval``, neomutt backticks, a git credential
@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from smtpconf.errors import UnwritableValue
 from smtpconf.model import Account, Config, to_ascii_host
+from smtpconf.render.client_settings import outgoing
 from smtpconf.render.escape import secret_command, shell
 
 
@@ -86,6 +87,32 @@ def token_source(config: Config, account: Account, client: str, when: str) -> Pa
     return PasswordSource(token_command(config, account),
                           f"OAuth2 ({login.oauth2.sasl_name}): the access token comes from `smtpconf oauth2 token`"
                           f"{via} (smtpconf must be on PATH); the command runs {when}")
+
+
+def credential_source(config: Config, account: Account, client: str, when: str) -> PasswordSource:
+    """What ``client`` logs in with: the token command for an OAuth2 login, else the account's
+    password source. ``when`` as for ``password_source``."""
+    if account.login.auth == "oauth2":
+        return token_source(config, account, client, when)
+    return password_source(account, client, when)
+
+
+def smtp_settings(config: Config, account: Account, client: str, when: str) -> dict[str, Any]:
+    """The template values of sending through msmtp or git send-email: the server, TLS, login and
+    envelope sender, with ``credential_source(config, account, client, when)`` as ``password``."""
+    smtp = outgoing(account)
+    return {
+        "account": account.email,
+        "host": smtp.host,
+        "port": smtp.port,
+        "security": smtp.security,
+        "ca_file": account.smtp.ca_file,
+        "from_address": address_ascii(account.email),
+        "authenticates": smtp.authenticates,
+        "username": smtp.username,
+        "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # msmtp's names: xoauth2, oauthbearer
+        "password": credential_source(config, account, client, when),
+    }
 
 
 def address_ascii(email: str) -> str:

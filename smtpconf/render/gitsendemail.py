@@ -21,8 +21,7 @@ from typing import Any, Iterator
 
 from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files
-from smtpconf.render.client_settings import outgoing
-from smtpconf.render.command_line_clients import address_ascii, mailbox, password_source, token_source
+from smtpconf.render.command_line_clients import mailbox, smtp_settings
 from smtpconf.render.escape import url_userinfo
 
 TARGET = "git-send-email"
@@ -34,20 +33,12 @@ def render(ctx: RenderContext) -> Iterator[RenderedFile]:
 
 
 def _data(ctx: RenderContext, account: Account) -> dict[str, Any]:
-    smtp = outgoing(account)
-    when = "when git send-email logs in"
-    return {
-        "account": account.email,
-        "host": smtp.host,
-        "port": smtp.port,
-        "security": smtp.security,
-        "ca_file": account.smtp.ca_file,
-        "authenticates": smtp.authenticates,
-        "username": smtp.username,
-        "from_mailbox": mailbox(account.name, address_ascii(account.email)),
-        "credential_url": f"smtp://{url_userinfo(smtp.username)}@{smtp.host}:{smtp.port}",
-        "from_address": address_ascii(account.email) if smtp.oauth2 else None,  # msmtp's envelope sender
-        "password": (token_source(ctx.config, account, "msmtp", "each time git send-email sends") if smtp.oauth2
-                     else password_source(account, "git send-email", when)),
-        "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # msmtp's names: xoauth2, oauthbearer
+    if account.login.auth == "oauth2":  # msmtp sends, and runs the token command
+        client, when = "msmtp", "each time git send-email sends"
+    else:
+        client, when = "git send-email", "when git send-email logs in"
+    settings = smtp_settings(ctx.config, account, client, when)
+    return settings | {
+        "from_mailbox": mailbox(account.name, settings["from_address"]),
+        "credential_url": f"smtp://{url_userinfo(settings['username'])}@{settings['host']}:{settings['port']}",
     }

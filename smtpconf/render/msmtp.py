@@ -10,36 +10,16 @@ documentation wants private because people paste passwords into it.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
-from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, RenderContext, RenderedFile, account_files
-from smtpconf.render.command_line_clients import address_ascii, password_source, token_source
-from smtpconf.render.client_settings import outgoing
+from smtpconf.render.command_line_clients import smtp_settings
 
 TARGET = "msmtp"
 TEMPLATE = "msmtp/msmtprc.j2"
 
 
 def render(ctx: RenderContext) -> Iterator[RenderedFile]:
-    return account_files(ctx, TARGET, TEMPLATE, ".msmtprc", lambda account: _data(ctx, account), SECRET_MODE)
-
-
-def _data(ctx: RenderContext, account: Account) -> dict[str, Any]:
-    smtp = outgoing(account)
-    when = "each time msmtp sends"
-    password = (token_source(ctx.config, account, "msmtp", when) if smtp.oauth2
-                else password_source(account, "msmtp", when))
-    return {
-        "account": account.email,
-        "host": smtp.host,
-        "port": smtp.port,
-        "security": smtp.security,
-        "from_address": address_ascii(account.email),
-        "authenticates": smtp.authenticates,
-        "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # msmtp's names: xoauth2, oauthbearer
-        "username": smtp.username,
-        "password_command": password.command,
-        "password_note": password.note,
-        "ca_file": account.smtp.ca_file,
-    }
+    return account_files(ctx, TARGET, TEMPLATE, ".msmtprc",
+                         lambda account: smtp_settings(ctx.config, account, "msmtp", "each time msmtp sends"),
+                         SECRET_MODE)

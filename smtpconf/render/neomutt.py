@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from smtpconf.model import Account
 from smtpconf.render import SECRET_MODE, Note, RenderContext, RenderedFile, account_files, listed
-from smtpconf.render.command_line_clients import address_ascii, password_source, token_source
+from smtpconf.render.command_line_clients import address_ascii, credential_source
 from smtpconf.render.client_settings import ServerSettings, display_name, incoming, outgoing
 from smtpconf.render.escape import url_userinfo
 
@@ -90,8 +90,9 @@ def _data(ctx: RenderContext, account: Account, left_out: list[str], no_pop_xoau
         "real_name": display_name(account),
         "smtp_url": server_url(smtp, with_user=smtp.authenticates),
         "authenticates": smtp.authenticates,
-        "password": (token_source(ctx.config, account, "neomutt", "each time neomutt logs in") if smtp.oauth2
-                     else password_source(account, "neomutt", "when neomutt reads this file")),
+        # The OAuth2 refresh command runs at each login; the password's backticks when the file is read.
+        "password": credential_source(ctx.config, account, "neomutt",
+                                      "each time neomutt logs in" if smtp.oauth2 else "when neomutt reads this file"),
         "mechanism": smtp.oauth2.mechanism if smtp.oauth2 else None,  # neomutt's names: xoauth2, oauthbearer
         "unusable_oauth2": unusable_oauth2._asdict() if unusable_oauth2 else None,
         "incoming": inbound._asdict() | {"url": server_url(inbound)} if inbound else None,
