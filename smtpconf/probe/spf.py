@@ -135,11 +135,8 @@ async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, ch
         tree.errors.append(f"'{term}' includes a record that includes it (a loop)")
         return
     answer = await resolver.lookup(target, "TXT")
-    if answer.status == "unknown":
-        tree.unknown.append(f"{term}: {answer.reason}")
+    if not _counted(tree, term, answer):
         return
-    if answer.status == "missing":
-        _void(tree, term)
     records = spf_records(answer)
     if len(records) != 1:
         what = "no SPF record" if not records else f"{len(records)} SPF records"
@@ -150,21 +147,13 @@ async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, ch
 
 async def _address(resolver: Resolver, tree: SpfTree, term: str, host: str, prefix: str, authorizes: bool) -> None:
     answer = await resolver.addresses(host)
-    if answer.status == "unknown":
-        tree.unknown.append(f"{term}: {answer.reason}")
-    elif answer.status == "missing":
-        _void(tree, term)
-    elif authorizes:
+    if _counted(tree, term, answer) and authorizes:
         _add_networks(tree, answer.records, prefix)
 
 
 async def _mx(resolver: Resolver, tree: SpfTree, term: str, host: str, prefix: str, authorizes: bool) -> None:
     answer = await resolver.lookup(host, "MX")
-    if answer.status == "unknown":
-        tree.unknown.append(f"{term}: {answer.reason}")
-        return
-    if answer.status == "missing":
-        _void(tree, term)
+    if not _counted(tree, term, answer):
         return
     exchanges = [r.split()[-1].rstrip(".") for r in answer.records][:MX_HOST_LIMIT]
     results = await asyncio.gather(*(resolver.addresses(x) for x in exchanges if x))
@@ -175,9 +164,16 @@ async def _mx(resolver: Resolver, tree: SpfTree, term: str, host: str, prefix: s
             _add_networks(tree, result.records, prefix)
 
 
-def _void(tree: SpfTree, term: str) -> None:
-    tree.voids += 1
-    tree.void_terms.append(term)
+def _counted(tree: SpfTree, term: str, answer: Answer) -> bool:
+    """Count the answer to a mechanism's own query: a name without the records is a void lookup
+    (§4.6.4), and goes on with no records; one that got no answer is unknown, and stops the term."""
+    if answer.status == "unknown":
+        tree.unknown.append(f"{term}: {answer.reason}")
+        return False
+    if answer.status == "missing":
+        tree.voids += 1
+        tree.void_terms.append(term)
+    return True
 
 
 def _add_networks(tree: SpfTree, addresses: tuple[str, ...], prefix: str) -> None:
