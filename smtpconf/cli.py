@@ -306,6 +306,18 @@ def _init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _shown(message: str) -> str:
+    """A message for stderr: file names and values in it may hold escape sequences or newlines.
+    Control characters are shown escaped, and the lines after the first (some messages list
+    things on lines of their own) are always indented, so no value can forge a line of its own."""
+    from smtpconf.findings import printable
+
+    first, *rest = message.split("\n")
+    shown = [printable(first, len(first) * 6)]
+    shown += ["  " * (not line.startswith((" ", "\t"))) + printable(line, len(line) * 6) for line in rest]
+    return "\n".join(shown)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -315,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return func(args)
     except FatalError as exc:
-        print(f"smtpconf: error: {exc}", file=sys.stderr)
+        print(f"smtpconf: error: {_shown(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -325,6 +337,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours, not the user's mistake: one line, and a way to see more
         if os.environ.get("SMTPCONF_DEBUG"):
             raise
-        print(f"smtpconf: internal error: {type(exc).__name__}: {exc} (please report it; SMTPCONF_DEBUG=1 "
-              "shows the traceback)", file=sys.stderr)
+        print(f"smtpconf: internal error: {type(exc).__name__}: {_shown(str(exc))} (please report it; "
+              "SMTPCONF_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_USAGE

@@ -101,6 +101,18 @@ def test_an_escape_sequence_in_a_file_name_never_reaches_the_terminal(tmp_path: 
     assert "\x1b" not in done.stdout and "\\x1b]52" in done.stdout
 
 
+def test_a_fatal_error_shows_a_hostile_file_name_escaped_on_lines_that_cannot_be_forged(tmp_path: Path) -> None:
+    """Errors that stop a command (exit 2) name files too: ``init`` refusing to overwrite one."""
+    name = "a\x1b[2J.yaml\nsmtpconf: wrote all files"
+    (tmp_path / name).write_text("")
+    done = run("init", name, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "\x1b" not in done.stderr and "\\x1b[2J" in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("smtpconf: error: a\\x1b[2J.yaml")
+    assert all(line.startswith("  ") for line in lines[1:]) and len(lines) == 2
+
+
 IGNORE_IN_VALUES = """\
     version: 1
     accounts:
