@@ -170,27 +170,25 @@ def _plist_value(value: object, indent: str, lines: list[str]) -> None:
         lines.append(f"{indent}<true/>\n" if value else f"{indent}<false/>\n")
     elif isinstance(value, int):
         lines.append(f"{indent}<integer>{value:d}</integer>\n")
-    elif isinstance(value, dict):
+    elif isinstance(value, (dict, list)):
+        # A container: empty, one tag of its own; else its items one tab further in.
+        tag = "dict" if isinstance(value, dict) else "array"
         if not value:
-            lines.append(f"{indent}<dict/>\n")
+            lines.append(f"{indent}<{tag}/>\n")
             return
-        lines.append(f"{indent}<dict>\n")
+        lines.append(f"{indent}<{tag}>\n")
         inner = indent + "\t"
-        for key, item in sorted(value.items()):
-            lines.append(f"{inner}<key>{_plist_key(key)}</key>\n")
-            if isinstance(item, str):  # most values: written here, without one more call
-                lines.append(f"{inner}<string>{_plist_text(item)}</string>\n")
-            else:
+        if isinstance(value, list):
+            for item in value:
                 _plist_value(item, inner, lines)
-        lines.append(f"{indent}</dict>\n")
-    elif isinstance(value, list):
-        if not value:
-            lines.append(f"{indent}<array/>\n")
-            return
-        lines.append(f"{indent}<array>\n")
-        for item in value:
-            _plist_value(item, indent + "\t", lines)
-        lines.append(f"{indent}</array>\n")
+        else:
+            for key, item in sorted(value.items()):
+                lines.append(f"{inner}<key>{_plist_key(key)}</key>\n")
+                if isinstance(item, str):  # most values: written here, without one more call
+                    lines.append(f"{inner}<string>{_plist_text(item)}</string>\n")
+                else:
+                    _plist_value(item, inner, lines)
+        lines.append(f"{indent}</{tag}>\n")
     else:
         raise TypeError(f"a profile holds no {type(value).__name__}")
 
