@@ -48,31 +48,34 @@ _OAUTH2_MECHANISMS = {"smtp": {"xoauth2", "oauthbearer"}, "imap": {"xoauth2", "o
                       "pop3": {"oauthbearer"}}
 
 
+# Why an account's file sets up sending only (its incoming server is left out), as the note that
+# lists those accounts says it.
+_SENDING_ONLY = {
+    "tls": "one of the account's servers uses STARTTLS and the other none, and neomutt's TLS settings "
+           "are global, so the incoming server cannot be used safely with the same file (see the comment in it)",
+    "pop-xoauth2": "the account reads mail over POP with OAuth2 XOAUTH2, and neomutt's POP speaks only "
+                   "OAUTHBEARER (use IMAP, or oauth2.mechanism: oauthbearer where the provider takes it)",
+}
+
+
 def render(ctx: RenderContext) -> Iterator[RenderedFile | Note]:
-    left_out: list[str] = []
-    no_pop_xoauth2: list[str] = []
+    sending_only: dict[str, list[str]] = {reason: [] for reason in _SENDING_ONLY}
     yield from account_files(ctx, TARGET, TEMPLATE, ".muttrc",
-                             lambda account: _data(ctx, account, left_out, no_pop_xoauth2), SECRET_MODE)
-    if left_out:
-        names = listed(left_out)
-        yield Note(f"neomutt files for {names} set up sending only: one of the account's servers uses "
-                   f"STARTTLS and the other none, and neomutt's TLS settings are global, so the "
-                   f"incoming server cannot be used safely with the same file (see the comment in it)")
-    if no_pop_xoauth2:
-        yield Note(f"neomutt files for {listed(no_pop_xoauth2)} set up sending only: the account reads "
-                   f"mail over POP with OAuth2 XOAUTH2, and neomutt's POP speaks only OAUTHBEARER "
-                   f"(use IMAP, or oauth2.mechanism: oauthbearer where the provider takes it)")
+                             lambda account: _data(ctx, account, sending_only), SECRET_MODE)
+    for reason, emails in sending_only.items():
+        if emails:
+            yield Note(f"neomutt files for {listed(emails)} set up sending only: {_SENDING_ONLY[reason]}")
 
 
-def _data(ctx: RenderContext, account: Account, left_out: list[str], no_pop_xoauth2: list[str]) -> dict[str, Any]:
-    """The template's values; an account whose incoming server must be left out joins ``left_out``
-    (TLS settings) or ``no_pop_xoauth2``."""
+def _data(ctx: RenderContext, account: Account, sending_only: dict[str, list[str]]) -> dict[str, Any]:
+    """The template's values; an account whose incoming server must be left out joins
+    ``sending_only`` under the reason."""
     smtp = outgoing(account)
     inbound = incoming(account)
     unusable_oauth2 = None
     if inbound is not None and inbound.oauth2 and inbound.oauth2.mechanism not in _OAUTH2_MECHANISMS[inbound.protocol]:
         unusable_oauth2, inbound = inbound, None
-        no_pop_xoauth2.append(account.email)
+        sending_only["pop-xoauth2"].append(account.email)
     # ssl_force_tls and ssl_starttls are global in neomutt, not per server. With a STARTTLS
     # server and a plaintext one, either TLS is not forced and an attacker who strips STARTTLS
     # gets the STARTTLS server's password, or it is forced and the plaintext server cannot be
@@ -80,7 +83,7 @@ def _data(ctx: RenderContext, account: Account, left_out: list[str], no_pop_xoau
     unusable_incoming = None
     if inbound is not None and {smtp.security, inbound.security} == {"starttls", "none"}:
         unusable_incoming, inbound = inbound, None
-        left_out.append(account.email)
+        sending_only["tls"].append(account.email)
     securities = {smtp.security} | ({inbound.security} if inbound else set())
     ca_files = [f for f in (account.smtp.ca_file, account.incoming.endpoint.ca_file
                             if account.incoming and inbound else None) if f]
