@@ -5,7 +5,7 @@
 set -euo pipefail
 PACKAGES=(postfix libsasl2-modules msmtp git git-email swaks nsd ca-certificates neomutt
   libauthen-sasl-perl libio-socket-ssl-perl libmailtools-perl nginx chromium fonts-noto-cjk
-  systemd)  # systemd: systemd-analyze checks the OAuth2 refresher's units (not run as PID 1)
+  dovecot-imapd systemd)  # systemd: systemd-analyze checks the OAuth2 refresher's units (not run as PID 1)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -24,13 +24,15 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 echo "msmtp msmtp/apparmor boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Debian's nginx package starts a server on port 80 where an init system runs; the tests start
-# their own nginx on loopback ports and never use the system one.
-if dpkg-query -W -f='${Status}' nginx 2>/dev/null | grep -q "install ok installed"; then
+# Debian's nginx and Dovecot packages start servers (port 80; IMAP on 143 and 993) where an init
+# system runs; the tests start their own instances on loopback ports and never use the system ones.
+for pair in nginx:nginx dovecot-core:dovecot; do
+  package=${pair%%:*} service=${pair#*:}
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || continue
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    systemctl disable --now nginx >/dev/null 2>&1 || true
+    systemctl disable --now "$service" "$service.socket" >/dev/null 2>&1 || true
   else
-    service nginx stop >/dev/null 2>&1 || true
-    update-rc.d nginx disable >/dev/null 2>&1 || true
+    service "$service" stop >/dev/null 2>&1 || true
+    update-rc.d "$service" disable >/dev/null 2>&1 || true
   fi
-fi
+done
