@@ -27,6 +27,18 @@ _OBSOLETE = {"pct": "pct= is replaced by t=y for testing, t=n otherwise",
 _STS_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 
+class _Announcement(NamedTuple):
+    """An optional TXT record that switches a feature on: one record starting with its version tag."""
+    what: str  # for messages
+    version: str
+    several: str  # how a message counts several of them
+    section: str  # where the RFC says there is one
+
+
+_MTA_STS = _Announcement("MTA-STS", "v=STSv1", "v=STSv1 records", "RFC 8461 §3.1")
+_TLS_RPT = _Announcement("TLS-RPT", "v=TLSRPTv1", "TLS-RPT records", "RFC 8460 §3")
+
+
 def _tags(record: str) -> dict[str, str]:
     """``k=v; k=v`` tag lists (DMARC, MTA-STS, TLS-RPT, DKIM): keys lower case, values stripped."""
     tags = {}
@@ -231,18 +243,28 @@ class DomainCheck:
         if not any(k.get("p") for k in keys):
             self.hit("dkim-missing", f"the DKIM key at {name} is revoked (empty p=)")
 
-    async def mta_sts(self) -> None:
-        name = f"_mta-sts.{self.domain}"
+    async def announcement(self, name: str, kind: _Announcement) -> dict[str, str] | None:
+        """The tags of the one ``kind`` record at ``name``; None when there is none to read, which
+        is said where it is a problem (an unanswered lookup, several records, none among the TXT)."""
         answer = await self.resolver.lookup(name, "TXT")
         if answer.status == "unknown":
-            return self.unknown(f"MTA-STS (TXT {name})", answer)
+            self.unknown(f"{kind.what} (TXT {name})", answer)
+            return None
         if not answer.found:
-            return  # optional: a domain without MTA-STS is not misconfigured
-        records = [r for r in answer.records if r.replace(" ", "").startswith("v=STSv1")]
+            return None  # optional: a domain without MTA-STS or TLS-RPT is not misconfigured
+        records = [r for r in answer.records if r.replace(" ", "").startswith(kind.version)]
         if len(records) != 1:
-            what = "no record starting with v=STSv1" if not records else f"{len(records)} v=STSv1 records"
-            return self.hit("mta-sts-invalid", f"{name} has {what} (RFC 8461 §3.1)")
-        sts_id = _tags(records[0]).get("id", "")
+            what = f"no record starting with {kind.version}" if not records else f"{len(records)} {kind.several}"
+            self.hit("mta-sts-invalid", f"{name} has {what} ({kind.section})")
+            return None
+        return _tags(records[0])
+
+    async def mta_sts(self) -> None:
+        name = f"_mta-sts.{self.domain}"
+        tags = await self.announcement(name, _MTA_STS)
+        if tags is None:
+            return
+        sts_id = tags.get("id", "")
         self.seen_mta_sts = await self.mta_sts_mode(sts_id)
         if not _STS_ID.match(sts_id):
             self.hit("mta-sts-invalid", f"{name}: id= must be 1-32 letters or digits (RFC 8461 §3.1), "
@@ -272,16 +294,10 @@ class DomainCheck:
 
     async def tls_rpt(self) -> None:
         name = f"_smtp._tls.{self.domain}"
-        answer = await self.resolver.lookup(name, "TXT")
-        if answer.status == "unknown":
-            return self.unknown(f"TLS-RPT (TXT {name})", answer)
-        if not answer.found:
+        tags = await self.announcement(name, _TLS_RPT)
+        if tags is None:
             return
-        records = [r for r in answer.records if r.replace(" ", "").startswith("v=TLSRPTv1")]
-        if len(records) != 1:
-            what = "no record starting with v=TLSRPTv1" if not records else f"{len(records)} TLS-RPT records"
-            return self.hit("mta-sts-invalid", f"{name} has {what} (RFC 8460 §3)")
-        rua = [u.strip() for u in _tags(records[0]).get("rua", "").split(",") if u.strip()]
+        rua = [u.strip() for u in tags.get("rua", "").split(",") if u.strip()]
         bad = [u for u in rua if not u.lower().startswith(("mailto:", "https:"))]
         if not rua or bad:
             self.hit("mta-sts-invalid", f"{name}: rua= must list mailto: or https: URIs (RFC 8460 §3), "
