@@ -83,9 +83,12 @@ class Resolver:
         # that a machine without one is told so before anything starts.
         self._server: tuple[str, int] | None = parse_nameserver(nameserver) if nameserver else None
         if not nameserver:
+            import dns.inet
+
             resolver = self._dnspython()
+            # A plain DNS server's address, told from a DoH URL as dnspython itself tells them apart.
             first = resolver.nameservers[0] if resolver.nameservers else None
-            if isinstance(first, str) and _is_address(first):
+            if isinstance(first, str) and dns.inet.is_address(first):
                 self._server = (first, resolver.port)
         self._limit = limit
         self._timeout = timeout
@@ -247,14 +250,6 @@ async def _system_lookup(host: str) -> list[str]:
 
     threading.Thread(target=work, name=f"getaddrinfo {host}", daemon=True).start()
     return await future
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _no_nameservers_reason(exc: dns.resolver.NoNameservers) -> str:
