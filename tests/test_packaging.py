@@ -44,3 +44,8 @@ def test_the_wheel_lints_and_renders_without_the_checkout(installed: Path) -> No
     assert rendered.returncode == 0, rendered.stderr
     assert (installed / "out" / "ansible" / "roles" / "smtp_relay" / "tasks" / "main.yml").is_file()
     assert (installed / "out" / "msmtp" / "xiaoming@example.com.msmtprc").is_file()
+    # smtpconf.probe.dialogue is a link to the role's module_utils in the checkout: the wheel holds
+    # it as a file, and the role it renders holds it too.
+    dialogue = installed / "site" / "smtpconf" / "probe" / "dialogue.py"
+    assert dialogue.is_file() and not dialogue.is_symlink() and b"class Session" in dialogue.read_bytes()
+    assert (installed / "out" / "ansible" / "roles" / "smtp_relay" / "module_utils" / "smtp_dialogue.py").is_file()

@@ -4,7 +4,6 @@ parsing. The network parts are proven against real servers in tests/integration/
 from __future__ import annotations
 
 import re
-import ssl
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from smtpconf.model import Endpoint
 from smtpconf.probe.dns_checks import _tags, expected_srv
 from smtpconf.probe.resolver import Answer, parse_nameserver
 from smtpconf.probe.spf import SpfTree, spf_records
-from smtpconf.probe.tls import cert_problem, expiring_problem
+from smtpconf.probe.tls import expiring_problem
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -34,19 +33,6 @@ def test_nameserver_argument(value: str, expected: tuple[str, int]) -> None:
 def test_bad_nameserver_port_is_a_usage_error(value: str) -> None:
     with pytest.raises(UsageError):
         parse_nameserver(value)
-
-
-def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
-    error = ssl.SSLCertVerificationError(1, message)
-    error.verify_code, error.verify_message = code, message
-    return error
-
-
-@pytest.mark.parametrize("code, rule", [(10, "cert-expired"), (9, "cert-expired"), (62, "cert-hostname-mismatch"),
-                                        (64, "cert-hostname-mismatch"), (20, "cert-untrusted"),
-                                        (19, "cert-untrusted")])
-def test_verification_codes_map_to_rules(code: int, rule: str) -> None:
-    assert cert_problem(_verify_error(code, "x"))[0] == rule
 
 
 def test_expiring_within_14_days() -> None:

@@ -98,6 +98,9 @@ def test_directory_holds_the_role_group_vars_inventory_and_playbook(example_out:
     assert {k: v for k, v in written.items() if k.startswith("roles/")} == expected_role
     assert sorted(k for k in written if not k.startswith("roles/")) == [
         "README.md", "ansible.cfg", "group_vars/batch.yml", "group_vars/web.yml", "inventory.ini", "playbook.yml"]
+    # The module's shared SMTP dialogue travels with the role, as a file (Ansible ships it to hosts).
+    shared = example_out / "roles" / "smtp_relay" / "module_utils" / "smtp_dialogue.py"
+    assert not shared.is_symlink() and b"class Session" in shared.read_bytes()
 
 
 def test_no_directory_is_writable_by_others(example_out: Path) -> None:

@@ -80,16 +80,17 @@ class _Implicit(_Bounded, smtplib.SMTP_SSL):
 
 
 def tls_context(ep: Endpoint) -> ssl.SSLContext:
-    from smtpconf.probe.tls import CertProblem, client_context
+    from smtpconf.probe.dialogue import UnusableCA
+    from smtpconf.probe.tls import client_context
 
     try:
         return client_context(ep.ca_file)
-    except CertProblem as exc:
+    except UnusableCA as exc:
         raise fail("TLS", str(exc)) from None
 
 
 def connect(ep: Endpoint, address: str, clock: Clock) -> smtplib.SMTP:
-    from smtpconf.probe.tls import cert_problem
+    from smtpconf.probe.dialogue import cert_problem
 
     client: _Plain | _Implicit
     timeout = clock.left()  # for each read; time_limit bounds them together

@@ -206,7 +206,7 @@ def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: 
     if ep.security == "starttls":
         if not client.has_extn("starttls"):
             raise fail("TLS", "the server does not offer STARTTLS; not continuing in plaintext")
-        from smtpconf.probe.tls import cert_problem
+        from smtpconf.probe.dialogue import cert_problem
 
         try:
             code, reply = client.starttls(context=tls_context(ep))

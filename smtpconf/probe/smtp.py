@@ -7,6 +7,13 @@ rule id (SPEC §4); the first problem that stops the dialogue ends the probe, so
 its own rule id and not a cascade of consequences. What the server offers for AUTH after TLS is
 part of the result: whether it suits a login is for each use of the endpoint to judge
 (``auth-mechanism-missing``, in :mod:`smtpconf.probe.endpoints`).
+
+The dialogue's rules (reading a reply, EHLO, the capabilities, each step's check, the certificate
+table and every message) are :mod:`smtpconf.probe.dialogue`, which the role's ``smtp_probe`` module
+and ``send-test`` speak too, so the same server gets the same diagnosis from all three. What is
+this module's own is the asyncio I/O that lets ``check`` probe thousands of endpoints at once: the
+connection to the resolved addresses, the streams, the TLS layers, the half-time TLS sniff on a
+silent plaintext port, and the whole probe's time limit.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ import time
 from typing import Any, NamedTuple
 
 from smtpconf.model import Endpoint
+from smtpconf.probe.dialogue import (Failed, Reply, UnusableCA, auth_before_tls, auth_not_offered, cert_problem,
+                                     connect_failed, describe, ehlo_capabilities, ehlo_command, greeted,
+                                     handshake_message, implicit_tls_message, lost_message, mechanisms,
+                                     plaintext_greeting, plaintext_message, sniffing_context, starttls_accepted,
+                                     starttls_offered, timeout_message)
 from smtpconf.probe.observations import ProbeSeen
-from smtpconf.probe.tls import (CertProblem, cert_problem, certificate_seen, client_context, expiring_problem,
-                                insecure_context)
-
-MAX_REPLY_LINES = 100  # a hostile server must not make us read forever
+from smtpconf.probe.tls import certificate_seen, client_context, expiring_problem
 
 
 class Problem(NamedTuple):
@@ -40,32 +49,15 @@ class Probed(NamedTuple):
     seen: ProbeSeen | None = None  # address, TLS version, certificate, time: for the check's report
 
 
-class _Stop(Exception):
-    """A problem that ends the dialogue. ``in_step``: the server answered a command and still
-    waits for the next one, so a QUIT is polite (not after a failed handshake or a broken reply)."""
-
-    def __init__(self, problem: Problem, *, in_step: bool = False) -> None:
-        self.problem = problem
-        self.in_step = in_step
-
-
 class _Session:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str) -> None:
         self.reader, self.writer, self.where = reader, writer, where
 
     async def reply(self) -> tuple[int, list[str]]:
-        lines: list[str] = []
-        while len(lines) < MAX_REPLY_LINES:
-            raw = await self.reader.readline()
-            if not raw:
-                raise ConnectionResetError("the server closed the connection")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if len(line) < 3 or not line[:3].isdigit():
-                raise ValueError(f"not an SMTP reply: {line[:60]!r}")
-            lines.append(line[4:])
-            if line[3:4] != "-":
-                return int(line[:3]), lines
-        raise ValueError(f"reply longer than {MAX_REPLY_LINES} lines")
+        reply = Reply()
+        while not reply.add(await self.reader.readline()):
+            pass
+        return reply.code, reply.lines
 
     async def command(self, line: str) -> tuple[int, list[str]]:
         self.writer.write(line.encode("ascii") + b"\r\n")
@@ -73,21 +65,8 @@ class _Session:
         return await self.reply()
 
     async def ehlo(self) -> dict[str, str]:
-        # An address literal is always a syntactically valid EHLO argument (RFC 5321 §4.1.4).
         sockname = self.writer.get_extra_info("sockname") or ("127.0.0.1",)
-        host = sockname[0]
-        code, lines = await self.command(f"EHLO [{'IPv6:' if ':' in host else ''}{host}]")
-        if code != 250:
-            # Without EHLO there is no capability list: "offers nothing" would blame STARTTLS.
-            raise _Stop(Problem("probe-unreachable", f"{self.where}: the server refused EHLO: {code} "
-                                                     f"{' '.join(lines)}"), in_step=True)
-        caps = {words.split(" ", 1)[0].upper(): (words.split(" ", 1) + [""])[1] for words in lines[1:]}
-        # "250-AUTH=LOGIN PLAIN": the pre-RFC 2554 spelling that old Outlook clients need, and
-        # that some servers send alone; it lists the same mechanisms.
-        for key in [k for k in caps if k.startswith("AUTH=")]:
-            mechanisms = f"{key[5:]} {caps.pop(key)}".split()
-            caps["AUTH"] = " ".join(dict.fromkeys(caps.get("AUTH", "").split() + mechanisms))
-        return caps
+        return ehlo_capabilities(self.where, *await self.command(ehlo_command(sockname[0])))
 
 
 async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) -> Probed:
@@ -111,16 +90,15 @@ async def probe(endpoint: Endpoint, addresses: tuple[str, ...], timeout: float) 
             mechanisms = await _dialogue(endpoint, session, where, state, started, timeout, found)
             polite = True
             return Probed(found, mechanisms, _seen(session, sock, started))
-    except _Stop as stop:
+    except Failed as stop:
         polite = stop.in_step
-        return Probed(found + [stop.problem], None, _seen(session, sock, started))
+        return Probed(found + [Problem(stop.rule, stop.message)], None, _seen(session, sock, started))
     except TimeoutError:
-        return Probed(found + [Problem("probe-timeout", _timeout_message(state["phase"], where, timeout))], None,
+        return Probed(found + [Problem("probe-timeout", timeout_message(state["phase"], where, timeout))], None,
                       _seen(session, sock, started))
     except (OSError, ValueError, EOFError, asyncio.IncompleteReadError) as exc:
-        # The server hung up or spoke nonsense in the middle of the dialogue.
-        return Probed(found + [Problem("probe-unreachable", f"{where}: connection failed during "
-                                                            f"{state['phase']}: {_describe(exc)}")], None,
+        # The server hung up or spoke nonsense (NotAReply) in the middle of the dialogue.
+        return Probed(found + [Problem("probe-unreachable", lost_message(where, state["phase"], exc))], None,
                       _seen(session, sock, started))
     finally:
         # After a timeout or a broken dialogue, a QUIT would only wait for a server that does not
@@ -145,15 +123,6 @@ def _seen(session: _Session | None, sock: socket.socket | None, started: float) 
     return ProbeSeen(str(peer[0]) if peer else None, version, cert, time.monotonic() - started)
 
 
-def _timeout_message(phase: str, where: str, timeout: float) -> str:
-    if phase == "connect":
-        return f"{where}: no TCP connection within {timeout:g}s (packets dropped by a firewall?)"
-    if phase == "greeting":
-        return (f"{where}: connected, but no SMTP greeting within {timeout:g}s (a tarpit, a filtering "
-                "firewall, or a server that expects another security mode)")
-    return f"{where}: the server stopped answering during {phase} (limit {timeout:g}s)"
-
-
 async def _connect(endpoint: Endpoint, addresses: tuple[str, ...], where: str) -> socket.socket:
     """A connected socket. Streams are layered on later, so that on an implicit-TLS port the TLS
     layer sees the very first byte the server sends (a plaintext greeting makes it fail at once)."""
@@ -168,45 +137,36 @@ async def _connect(endpoint: Endpoint, addresses: tuple[str, ...], where: str) -
             return sock
         except OSError as exc:  # refused, no route: try the next address
             sock.close()
-            errors.append(f"{address}: {_describe(exc)}")
+            errors.append(f"{address}: {describe(exc)}")
         except BaseException:
             sock.close()
             raise
-    raise _Stop(Problem("probe-unreachable", f"{where}: cannot connect ({'; '.join(errors)})"))
+    raise Failed("probe-unreachable", connect_failed(where, errors))
 
 
 async def _dialogue(endpoint: Endpoint, session: _Session, where: str, state: dict[str, str],
                     started: float, timeout: float, problems: list[Problem]) -> tuple[str, ...]:
     """The dialogue up to the capabilities after TLS; returns the AUTH mechanisms offered then."""
     state["phase"] = "greeting"
-    code, lines = await _greeting(endpoint, session, where, started, timeout)
-    if code != 220:
-        raise _Stop(Problem("probe-unreachable", f"{where}: the server refuses service: {code} {' '.join(lines)}"),
-                    in_step=True)
+    greeted(where, *await _greeting(endpoint, session, where, started, timeout))
     state["phase"] = "EHLO"
     caps = await session.ehlo()
     if endpoint.security == "starttls":
-        if "STARTTLS" not in caps:
-            raise _Stop(Problem("starttls-not-offered", f"{where} does not offer STARTTLS after EHLO "
-                                                        f"(it offers: {', '.join(sorted(caps)) or 'nothing'})"),
-                        in_step=True)
-        if "AUTH" in caps:
-            problems.append(Problem("auth-before-tls", f"{where} offers AUTH {caps['AUTH']} before STARTTLS, "
-                                                       "in plaintext"))
+        starttls_offered(where, caps)
+        plaintext_auth = auth_before_tls(where, caps)
+        if plaintext_auth:
+            problems.append(Problem("auth-before-tls", plaintext_auth))
         state["phase"] = "STARTTLS"
-        code, lines = await session.command("STARTTLS")
-        if code != 220:
-            raise _Stop(Problem("tls-handshake-failed", f"{where} refused STARTTLS: {code} {' '.join(lines)}"),
-                        in_step=True)
+        starttls_accepted(where, *await session.command("STARTTLS"))
         state["phase"] = "TLS handshake"
         problems += await _start_tls(endpoint, session, where)
         state["phase"] = "EHLO after STARTTLS"
         caps = await session.ehlo()
-    if "AUTH" not in caps:
-        after = " after TLS" if endpoint.security != "none" else ""
-        problems.append(Problem("auth-not-offered", f"{where} does not offer AUTH{after}, but the file has "
-                                                    f"credentials for it", auth_only=True))
-    return tuple(dict.fromkeys(caps.get("AUTH", "").upper().split()))
+    offered = mechanisms(caps)
+    if not offered:
+        problems.append(Problem("auth-not-offered", f"{auth_not_offered(where, endpoint.security)}, but the file "
+                                                    "has credentials for it", auth_only=True))
+    return offered
 
 
 async def _greeting(endpoint: Endpoint, session: _Session, where: str, started: float,
@@ -228,9 +188,7 @@ async def _greeting(endpoint: Endpoint, session: _Session, where: str, started: 
         sniff = asyncio.ensure_future(_speaks_tls(endpoint, session))
         done, _ = await asyncio.wait({greeting, sniff}, return_when=asyncio.FIRST_COMPLETED)
         if sniff in done and not sniff.exception() and sniff.result():
-            raise _Stop(Problem("tls-handshake-failed", (
-                f"{where} speaks implicit TLS (no plaintext greeting; a TLS handshake succeeds), but the "
-                f"file says security: {endpoint.security}: use security: tls")))
+            raise Failed("tls-handshake-failed", implicit_tls_message(where, endpoint.security))
         return await greeting
     finally:
         for task in (greeting, sniff):
@@ -243,7 +201,7 @@ async def _greeting(endpoint: Endpoint, session: _Session, where: str, started: 
 async def _speaks_tls(endpoint: Endpoint, session: _Session) -> bool:
     peer = session.writer.get_extra_info("peername")
     try:
-        _, writer = await asyncio.open_connection(peer[0], peer[1], ssl=insecure_context(),
+        _, writer = await asyncio.open_connection(peer[0], peer[1], ssl=sniffing_context(),
                                                   server_hostname=endpoint.host_ascii)
     except (OSError, ssl.SSLError):
         return False
@@ -254,8 +212,8 @@ async def _speaks_tls(endpoint: Endpoint, session: _Session) -> bool:
 def _context(endpoint: Endpoint, where: str) -> ssl.SSLContext:
     try:
         return client_context(endpoint.ca_file)
-    except CertProblem as problem:
-        raise _Stop(Problem("cert-untrusted", f"{where}: {problem}")) from None
+    except UnusableCA as problem:
+        raise Failed("cert-untrusted", f"{where}: {problem}") from None
 
 
 def _verified(endpoint: Endpoint, writer: asyncio.StreamWriter, where: str) -> list[Problem]:
@@ -275,15 +233,12 @@ async def _open_tls(endpoint: Endpoint, sock: socket.socket, where: str) -> tupl
         reader, writer = await asyncio.open_connection(sock=sock, ssl=context, server_hostname=endpoint.host_ascii)
     except ssl.SSLCertVerificationError as exc:
         rule, why = cert_problem(exc)
-        raise _Stop(Problem(rule, f"{where}: {why}")) from None
+        raise Failed(rule, f"{where}: {why}") from None
     except _HANDSHAKE_ERRORS as exc:
         greeting = await _plaintext_greeting(peer)
         if greeting is not None:
-            raise _Stop(Problem("tls-handshake-failed", (
-                f"{where} is a plaintext SMTP server (it greets '{greeting[:60]}'), but the file says "
-                "security: tls (implicit TLS): use security: starttls, or the provider's implicit-TLS "
-                "port"))) from None
-        raise _Stop(Problem("tls-handshake-failed", f"{where}: TLS handshake failed: {_describe(exc)}")) from None
+            raise Failed("tls-handshake-failed", plaintext_message(where, greeting)) from None
+        raise Failed("tls-handshake-failed", handshake_message(where, exc, after_starttls=False)) from None
     return _Session(reader, writer, where), _verified(endpoint, writer, where)
 
 
@@ -294,10 +249,9 @@ async def _start_tls(endpoint: Endpoint, session: _Session, where: str) -> list[
         await session.writer.start_tls(context, server_hostname=endpoint.host_ascii)
     except ssl.SSLCertVerificationError as exc:
         rule, why = cert_problem(exc)
-        raise _Stop(Problem(rule, f"{where}: {why}")) from None
+        raise Failed(rule, f"{where}: {why}") from None
     except _HANDSHAKE_ERRORS as exc:
-        raise _Stop(Problem("tls-handshake-failed", f"{where}: TLS handshake after STARTTLS failed: "
-                                                    f"{_describe(exc)}")) from None
+        raise Failed("tls-handshake-failed", handshake_message(where, exc, after_starttls=True)) from None
     return _verified(endpoint, session.writer, where)
 
 
@@ -307,13 +261,13 @@ async def _plaintext_greeting(peer: tuple[str, int]) -> str | None:
     try:
         async with asyncio.timeout(3):
             reader, writer = await asyncio.open_connection(peer[0], peer[1])
-            line = (await reader.readline()).decode("utf-8", "replace").strip()
+            line = await reader.readline()
     except (OSError, TimeoutError):
         return None
     finally:
         if writer is not None:
             writer.transport.abort()
-    return line if line[:3].isdigit() else None
+    return plaintext_greeting(line)
 
 
 async def _close(session: _Session) -> None:
@@ -326,12 +280,3 @@ async def _close(session: _Session) -> None:
                 await session.reader.readline()
     session.writer.transport.abort()
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

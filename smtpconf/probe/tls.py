@@ -1,8 +1,10 @@
-"""TLS for the probes: verifying client contexts, and what a failed verification means.
+"""TLS for smtpconf's probes: the verifying client context of each CA file (cached), and what a
+verified certificate tells (its expiry, subject and issuer for the report).
 
-Verification is always on: the system store, or only the endpoint's ``ca_file`` for a private
-relay (what Postfix's ``smtp_tls_CAfile`` and the rendered clients use). Turning verification off
-would hide exactly what ``check`` is for.
+The context itself, and what a failed verification means (the rule id and message for each
+OpenSSL verify code), belong to the SMTP dialogue (:mod:`smtpconf.probe.dialogue`), which the
+role's probe shares. Verification is always on: the system store, or only the endpoint's
+``ca_file`` for a private relay; turning it off would hide exactly what ``check`` is for.
 """
 
 from __future__ import annotations
@@ -12,48 +14,17 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from smtpconf.probe.dialogue import verifying_context
 from smtpconf.probe.observations import CertificateSeen
 
 EXPIRING_DAYS = 14
 
-# OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h).
-_NOT_YET_VALID, _EXPIRED = 9, 10
-_HOSTNAME_MISMATCH, _IP_MISMATCH = 62, 64
-
-
-class CertProblem(Exception):
-    """The CA file of an endpoint cannot be used."""
-
 
 @lru_cache(maxsize=None)
 def client_context(ca_file: str | None) -> ssl.SSLContext:
-    """One context per CA file, shared by every probe: loading the system store is the slow part."""
-    try:
-        context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-    except (OSError, ssl.SSLError) as exc:
-        raise CertProblem(f"cannot use ca_file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
-    return context
-
-
-@lru_cache(maxsize=1)
-def insecure_context() -> ssl.SSLContext:
-    """Only to learn *whether* a server speaks TLS at all (a mode mismatch), never to trust it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def cert_problem(exc: ssl.SSLCertVerificationError) -> tuple[str, str]:
-    """The rule id and message for a failed certificate verification."""
-    code, message = exc.verify_code, exc.verify_message or str(exc)
-    if code == _EXPIRED:
-        return "cert-expired", "the server certificate has expired"
-    if code == _NOT_YET_VALID:
-        return "cert-expired", "the server certificate is not valid yet (check the clocks)"
-    if code in (_HOSTNAME_MISMATCH, _IP_MISMATCH):
-        return "cert-hostname-mismatch", f"the server certificate is not valid for this name ({message})"
-    return "cert-untrusted", f"the server certificate is not trusted: {message}"
+    """One context per CA file, shared by every probe: loading the system store is the slow part.
+    Raises :class:`smtpconf.probe.dialogue.UnusableCA`."""
+    return verifying_context(ca_file=ca_file)
 
 
 def expiring_problem(cert: dict[str, Any] | None, now: float | None = None) -> str | None:

@@ -1,5 +1,5 @@
 """The role's ``smtp_probe`` module (pure standard library) against real aiosmtpd servers on
-loopback: run by ansible itself once, and directly (the module's JSON-args entry) for the cases."""
+loopback, run by ansible (ad hoc, with the role's module_utils: the shared dialogue)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "roles" / "smtp_relay" / "library"
+MODULE_UTILS = ROOT / "roles" / "smtp_relay" / "module_utils"
 USERS = {"relayuser": "relaypass"}
 
 
@@ -28,29 +29,37 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
     return TestCA(tmp_path_factory.mktemp("ca"))
 
 
-def run_module(tmp_path: Path, **args: Any) -> dict[str, Any]:
-    path = tmp_path / "args.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"timeout": 2, **args}}))
-    done = subprocess.run([sys.executable, str(LIBRARY / "smtp_probe.py"), str(path)], capture_output=True,
-                          text=True, timeout=60)
-    return json.loads(done.stdout)
-
-
-def test_ansible_runs_the_module_on_the_host(ca: TestCA, tmp_path: Path) -> None:
+def _ansible() -> str:
     ansible = str(Path(sys.executable).parent / "ansible")  # ansible-core from this venv (test extra)
     if not os.access(ansible, os.X_OK):
         unavailable(f"ansible not found beside {sys.executable}: pip install -e '.[test]'")
+    return ansible
+
+
+def run_module(tmp_path: Path, **args: Any) -> dict[str, Any]:
+    """The module as Ansible runs it on a host: shipped with the role's module_utils (the shared
+    dialogue), which only Ansible puts beside it."""
+    done = subprocess.run([_ansible(), "localhost", "-i", "localhost,", "-c", "local", "-M", str(LIBRARY),
+                           "-e", f"ansible_python_interpreter={sys.executable}", "-m", "smtp_probe",
+                           "-a", json.dumps({"timeout": 2, **args})],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_MODULE_UTILS": str(MODULE_UTILS)},
+                          cwd=tmp_path)
+    # Ad-hoc output: "localhost | SUCCESS => {...}" or "localhost | FAILED! => {...}"
+    assert "=>" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.split("=>", 1)[1])
+    result.setdefault("failed", "FAILED!" in done.stdout.split("=>", 1)[0])  # ad hoc shows it in the head
+    return result
+
+
+def test_ansible_runs_the_module_on_the_host(ca: TestCA, tmp_path: Path) -> None:
+    """The role's own runs (test_ansible_preflight.py) get module_utils from the role directory."""
     with Provider("starttls", users=USERS, ssl_context=ca.issue([LOOPBACK])) as server:
-        args = json.dumps({"host": LOOPBACK, "port": server.port, "security": "starttls",
-                           "ca_pem": ca.ca_pem.decode()})
-        done = subprocess.run([ansible, "localhost", "-i", "localhost,", "-c", "local", "-M", str(LIBRARY),
-                               "-e", f"ansible_python_interpreter={sys.executable}", "-m", "smtp_probe", "-a", args],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    # Ad-hoc output: "localhost | SUCCESS => {...}"
-    result = json.loads(done.stdout.split("=>", 1)[1])
+        result = run_module(tmp_path, host=LOOPBACK, port=server.port, security="starttls",
+                            ca_pem=ca.ca_pem.decode())
+    assert not result.get("failed"), result
     assert result["changed"] is False and result["auth"] == ["LOGIN", "PLAIN"] and result["tls_version"]
+    assert result["greeting"].startswith("220 ")
 
 
 @pytest.mark.parametrize("case, rule", [

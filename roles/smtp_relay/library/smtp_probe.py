@@ -4,12 +4,16 @@
 Whether port 587 or 465 is reachable depends on where you stand: a probe from the control node
 proves nothing about a web server behind another firewall. This module runs on each fleet host and
 makes the same probe as ``smtpconf check`` (connect, greeting, EHLO, STARTTLS or implicit TLS,
-certificate verification, AUTH offered), with the same rule ids, never sending credentials.
+certificate verification, AUTH offered), with the same rule ids and messages, never sending
+credentials.
 
-Like ``smtpconf check`` (smtpconf/probe/smtp.py), it names a mode mismatch both ways: a plaintext
-server on a ``tls`` port fails the handshake, and a server that stays silent on a ``starttls``/
-``none`` port for half the time limit is tried with a TLS handshake on a second connection; if that
-succeeds, it is an implicit-TLS server (``tls-handshake-failed``), not a tarpit. Unlike ``check``,
+The dialogue itself is the role's ``module_utils/smtp_dialogue.py`` (Ansible ships it to the host
+with this module), which ``smtpconf check`` and ``send-test`` use too (as
+``smtpconf.probe.dialogue``): the same server gets the same diagnosis from all three, including a
+mode mismatch both ways (a plaintext server on a ``tls`` port; a server silent on a ``starttls``/
+``none`` port for half the time limit that completes a TLS handshake on a second connection).
+What is this module's own: the module arguments, probing every address of the relay
+(``every_address``, the role's preflight) and the messages' ``where``. Unlike ``check``,
 ``timeout`` bounds each network step, not the whole probe, and ``cert-expiring`` is not reported
 (``cert_not_after`` is returned instead).
 """
@@ -69,10 +73,10 @@ addresses: {description: With every_address, the result of each address that pas
 """
 
 import socket
-import ssl
-import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.smtp_dialogue import Failed, Session, UnusableCA, auth_not_offered, mechanisms, \
+    verifying_context
 
 
 class Problem(Exception):
@@ -81,151 +85,31 @@ class Problem(Exception):
         self.rule = rule
 
 
-class Session:
-    def __init__(self, sock):
-        self.sock = sock
-        self.file = sock.makefile("rb")
-
-    def reply(self):
-        lines = []
-        while len(lines) < 100:
-            line = self.file.readline(4096).decode("utf-8", "replace").rstrip("\r\n")
-            if not line:
-                raise ConnectionResetError("the server closed the connection")
-            if not line[:3].isdigit():
-                raise Problem("probe-unreachable", f"not an SMTP reply: {line[:60]!r}")
-            lines.append(line[4:])
-            if line[3:4] != "-":
-                return int(line[:3]), lines
-        raise Problem("probe-unreachable", "reply longer than 100 lines")
-
-    def command(self, text):
-        self.sock.sendall(text.encode("ascii") + b"\r\n")
-        return self.reply()
-
-    def ehlo(self, where):
-        # An address literal is always a valid EHLO argument; IPv6 ones need the tag
-        # (RFC 5321 §4.1.3).
-        host = self.sock.getsockname()[0]
-        code, lines = self.command("EHLO [%s%s]" % ("IPv6:" if ":" in host else "", host))
-        if code != 250:
-            raise Problem("probe-unreachable", f"{where}: the server refused EHLO: {code} {' '.join(lines)}")
-        return {l.split(" ", 1)[0].upper(): (l.split(" ", 1) + [""])[1] for l in lines[1:]}
-
-    def upgrade(self, context, host):
-        self.file.close()
-        self.sock = context.wrap_socket(self.sock, server_hostname=host)
-        self.file = self.sock.makefile("rb")
-
-
-def context_for(ca_pem, where):
-    try:
-        return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
-    except (ssl.SSLError, ValueError, TypeError) as exc:
-        raise Problem("cert-untrusted", f"{where}: ca_pem is not a usable PEM CA certificate "
-                                        f"({getattr(exc, 'reason', None) or exc})")
-
-
-def speaks_tls(host, port, timeout, address=None):
-    """Only to learn *whether* a silent server speaks TLS (a mode mismatch), never to trust it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        with socket.create_connection((address or host, port), timeout=timeout) as sock:
-            with context.wrap_socket(sock, server_hostname=host):
-                return True
-    except (OSError, ssl.SSLError):
-        return False
-
-
-def greeting(session, host, port, security, timeout, where, address=None):
-    """The greeting, waited for as long as ``timeout`` allows. On a plaintext port a server still
-    silent at half time gets a TLS handshake on a second connection (as smtpconf check does)."""
-    if security == "tls":
-        return session.reply()
-    deadline = time.monotonic() + timeout
-    session.sock.settimeout(timeout / 2)
-    try:
-        return session.reply()
-    except socket.timeout:
-        # A socket file that timed out refuses every later read: nothing was buffered yet, so a
-        # fresh one over the same socket is safe.
-        session.file = session.sock.makefile("rb")
-    if speaks_tls(host, port, max(0.1, deadline - time.monotonic()), address):
-        raise Problem("tls-handshake-failed", f"{where} speaks implicit TLS (no plaintext greeting; a TLS "
-                                              f"handshake succeeds), but security is {security}: use tls")
-    session.sock.settimeout(max(0.1, deadline - time.monotonic()))
-    try:
-        return session.reply()
-    except socket.timeout:
-        raise Problem("probe-timeout", f"{where}: connected, but no SMTP greeting within {timeout:g}s (a "
-                                       "tarpit, a filtering firewall, or another security mode?)")
-    finally:
-        session.sock.settimeout(timeout)
-
-
-def cert_rule(exc):
-    code = exc.verify_code
-    if code in (9, 10):
-        return "cert-expired"
-    if code in (62, 64):
-        return "cert-hostname-mismatch"
-    return "cert-untrusted"
-
-
 def probe(host, port, security, ca_pem, expect_auth, timeout, address=None, where=None):
     """One probe; ``address`` (default: whatever ``host`` resolves to first) is where to connect,
     ``host`` the name the certificate must carry."""
     where = where or "%s:%d" % (host, port)
-    result = {}
+    context = None
+    if security != "none":  # a ca_pem given for a plaintext relay is never parsed
+        try:
+            context = verifying_context(ca_pem=ca_pem) if ca_pem else verifying_context()
+        except UnusableCA as exc:
+            raise Problem("cert-untrusted", f"{where}: {exc}")
+    session = Session(host, port, security, context, timeout, address=address, where=where)
     try:
-        sock = socket.create_connection((address or host, port), timeout=timeout)
-    except socket.timeout:
-        raise Problem("probe-timeout", f"{where}: no TCP connection within {timeout:g}s (firewall?)")
-    except OSError as exc:
-        raise Problem("probe-unreachable", f"{where}: {exc.strerror or exc} (check the firewall of this host)")
-    session = Session(sock)
-    try:
-        # Built only when TLS is used: a ca_pem given for a plaintext relay is never parsed.
-        context = context_for(ca_pem, where) if security != "none" else None
-        if security == "tls":
-            session.upgrade(context, host)
-        code, lines = greeting(session, host, port, security, timeout, where, address)
-        if code != 220:
-            raise Problem("probe-unreachable", f"{where}: the server refuses service: {code} {' '.join(lines)}")
-        result["greeting"] = "%d %s" % (code, " ".join(lines))
-        caps = session.ehlo(where)
-        if security == "starttls":
-            if "STARTTLS" not in caps:
-                raise Problem("starttls-not-offered", f"{where} does not offer STARTTLS")
-            code, lines = session.command("STARTTLS")
-            if code != 220:
-                raise Problem("tls-handshake-failed", f"{where} refused STARTTLS: {code} {' '.join(lines)}")
-            session.upgrade(context, host)
-            caps = session.ehlo(where)
+        caps = session.open()
+        result = {"greeting": session.greeting, "auth": list(mechanisms(caps))}
         if security != "none":
             result["tls_version"] = session.sock.version()
             result["cert_not_after"] = session.sock.getpeercert().get("notAfter")
-        result["auth"] = caps.get("AUTH", "").split()
         if expect_auth and not result["auth"]:
-            raise Problem("auth-not-offered", f"{where} does not offer AUTH")
-        try:
-            session.command("QUIT")
-        except OSError:
-            pass
+            raise Problem("auth-not-offered", auth_not_offered(where, security))
+        session.close(quit=True)
         return result
-    except ssl.SSLCertVerificationError as exc:
-        raise Problem(cert_rule(exc), f"{where}: {exc.verify_message}")
-    except ssl.SSLError as exc:
-        raise Problem("tls-handshake-failed", f"{where}: TLS handshake failed ({exc.reason or exc}); "
-                                              "does the security mode match the port (465 tls, 587 starttls)?")
-    except socket.timeout:
-        raise Problem("probe-timeout", f"{where}: the server stopped answering (limit {timeout:g}s)")
-    except OSError as exc:
-        raise Problem("probe-unreachable", f"{where}: {exc.strerror or exc}")
+    except Failed as failed:
+        raise Problem(failed.rule, failed.message)
     finally:
-        session.sock.close()
+        session.close()
 
 
 def addresses(host, port, ipv6):

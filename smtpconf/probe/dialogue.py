@@ -1,0 +1,1 @@
+../../roles/smtp_relay/module_utils/smtp_dialogue.py
