@@ -22,6 +22,14 @@ class TooLarge(NotReadable):
     """The file has more than the limit's bytes."""
 
 
+class Missing(NotReadable):
+    """Nothing at the path: "no such file"."""
+
+
+class IsDirectory(NotReadable):
+    """A directory at the path: "is a directory, not a regular file"."""
+
+
 def kind(mode: int) -> str:
     """What a non-regular file is, for a message."""
     if stat.S_ISDIR(mode):
@@ -38,23 +46,26 @@ def kind(mode: int) -> str:
 
 
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit`` of them, or ``NotReadable``.
-    ``FileNotFoundError`` and ``IsADirectoryError`` are raised as they are (callers word them)."""
+    """The bytes of the regular file ``path``, at most ``limit`` of them, or ``NotReadable`` saying
+    why not; a caller that words a missing file or a directory for what it expected catches
+    ``Missing`` or ``IsDirectory``."""
     try:
         before = os.stat(path)
+    except FileNotFoundError:
+        raise Missing("no such file") from None
     except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
         raise NotReadable(f"cannot read: {exc.strerror or exc}") from None
     if stat.S_ISDIR(before.st_mode):
-        raise IsADirectoryError(path)
+        raise IsDirectory(f"is {kind(before.st_mode)}, not a regular file")
     if not stat.S_ISREG(before.st_mode):  # not even opened: opening a device can have effects
         raise NotReadable(f"is {kind(before.st_mode)}, not a regular file")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:  # removed since the stat above
+        raise Missing("no such file") from None
+    except IsADirectoryError:
+        raise IsDirectory("is a directory, not a regular file") from None
     except OSError as exc:
-        if isinstance(exc, (FileNotFoundError, IsADirectoryError)):
-            raise
         raise NotReadable(f"cannot read: {exc.strerror or exc}") from None
     try:
         mode = os.fstat(fd).st_mode
@@ -88,9 +99,9 @@ def read_ca_file(path: str | os.PathLike[str]) -> str:
     ``NotReadable`` saying what it is instead (missing, a directory, a device, not PEM)."""
     try:
         raw = read_regular(path, MAX_CA_BYTES)
-    except FileNotFoundError:
+    except Missing:
         raise NotReadable("does not exist") from None
-    except IsADirectoryError:
+    except IsDirectory:
         raise NotReadable("is a directory, not a PEM file") from None
     text = raw.decode("utf-8", "replace")
     if PEM_CERTIFICATE not in text:

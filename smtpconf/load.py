@@ -101,15 +101,13 @@ class _AliasLimit(Exception):
 def read_text(path: Path, file: str) -> tuple[str | None, list[Finding]]:
     """Read ``path`` as UTF-8 text, or explain at which byte it is not. It must be a regular file,
     and is read up to MAX_BYTES by reading (``/dev/zero`` and FIFOs report no size)."""
-    from smtpconf.files import NotReadable, TooLarge, read_regular
+    from smtpconf.files import IsDirectory, NotReadable, TooLarge, read_regular
 
     name = printable(file, 4096)
     try:
         raw = read_regular(path, MAX_BYTES)
-    except IsADirectoryError:
+    except IsDirectory:
         raise FatalError(f"{name}: is a directory, expected a YAML file") from None
-    except FileNotFoundError:
-        raise FatalError(f"{name}: no such file") from None
     except TooLarge:
         return None, [
             _finding(file, 1, 1, "yaml-syntax",

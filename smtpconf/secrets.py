@@ -41,11 +41,7 @@ def resolve(secret: SecretRef, base_dir: Path, *, timeout: float = 30.0) -> str:
         path = path if path.is_absolute() else base_dir / path
         try:
             raw = read_regular(path, MAX_SECRET_BYTES)
-        except FileNotFoundError:
-            raise SecretError(f"secret file {path}: no such file") from None
-        except IsADirectoryError:
-            raise SecretError(f"secret file {path}: is a directory, not a regular file") from None
-        except NotReadable as exc:
+        except NotReadable as exc:  # missing, a directory or device, too large
             raise SecretError(f"secret file {path}: {exc}") from None
         try:
             return raw.decode("utf-8").rstrip("\r\n")
