@@ -1,18 +1,32 @@
-"""The smtplib client send-test drives: it connects to the address the resolve step found while
-TLS checks the host name in the file, and reads every reply with a budget (SPEC §11: a session is
-bounded in reply size as well as in time)."""
+"""send-test's connection: the probe's steps, then smtplib from AUTH on.
+
+Connect, greeting, EHLO and STARTTLS (or implicit TLS) are the shared SMTP dialogue's blocking
+:class:`~smtpconf.probe.dialogue.Session`, the one the role's ``smtp_probe`` module speaks and whose
+rules ``smtpconf check`` follows: the same server gets the same diagnosis (rule words, mode
+mismatch both ways, certificate table) from all three. It connects to the address the resolve
+step found while TLS checks the host name in the file, each read waits what is left of the
+session's :class:`~smtpconf.probe.steps.Clock`, and each reply is bounded (100 lines, 64 KiB).
+Each step prints its line as it ends.
+
+After the capabilities following TLS, the connection is handed to smtplib (AUTH, MAIL FROM, RCPT
+TO, DATA), which reads every reply with the same 64 KiB budget (SPEC §11: a session is bounded in
+reply size as well as in time).
+"""
 
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from typing import Any
 
+from smtpconf.findings import printable
 from smtpconf.model import Endpoint
-from smtpconf.probe.steps import Clock, fail, step, text
+from smtpconf.probe.dialogue import MAX_REPLY_BYTES, REPLY_TOO_LONG, Failed, Session, UnusableCA, mechanisms
+from smtpconf.probe.steps import Clock, fail, step
 
-MAX_REPLY = 64 * 1024  # bytes of one reply; an EHLO list or an OAuth2 error is far shorter
+# The send-test step each phase of the dialogue is shown as.
+_STEP = {"connect": "connect", "TLS handshake": "TLS", "greeting": "greeting", "EHLO": "EHLO",
+         "STARTTLS": "TLS", "EHLO after STARTTLS": "EHLO"}
 
 
 class ReplyTooLong(smtplib.SMTPException):
@@ -23,13 +37,13 @@ class _Capped:
     """The reply stream, counting: smtplib caps each line (8 KiB), not how many there are."""
 
     def __init__(self, raw: Any) -> None:
-        self.raw, self.left = raw, MAX_REPLY
+        self.raw, self.left = raw, MAX_REPLY_BYTES
 
     def readline(self, size: int = -1) -> bytes:
         line: bytes = self.raw.readline(size)
         self.left -= len(line)
         if self.left < 0:
-            raise ReplyTooLong(f"the server's reply is longer than {MAX_REPLY // 1024} KiB: not reading on")
+            raise ReplyTooLong(REPLY_TOO_LONG)
         return line
 
     def close(self) -> None:
@@ -37,50 +51,22 @@ class _Capped:
 
 
 class _Bounded(smtplib.SMTP):
-    """Every reply read with a budget of MAX_REPLY bytes (SPEC §11: bounded in reply size)."""
+    """smtplib on a connection the dialogue opened, every reply read with a budget of
+    MAX_REPLY_BYTES."""
+
+    _host: str  # the TLS server name; smtplib sets it, typeshed does not declare it
 
     def getreply(self) -> tuple[int, bytes]:
         if self.file is None and self.sock is not None:
-            self.file = self.sock.makefile("rb")  # as smtplib does; it drops it again after STARTTLS
+            self.file = self.sock.makefile("rb")  # as smtplib does
         if isinstance(self.file, _Capped):
-            self.file.left = MAX_REPLY
+            self.file.left = MAX_REPLY_BYTES
         elif self.file is not None:
             self.file = _Capped(self.file)
         return super().getreply()
 
 
-class _Plain(_Bounded):
-    """smtplib, connecting to a resolved address while TLS still checks the host name."""
-
-    _host: str  # the TLS server name; smtplib sets it, typeshed does not declare it
-
-    def __init__(self, address: str, **kwargs: Any) -> None:
-        self.address, self.phase = address, "connect"
-        super().__init__(**kwargs)
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((self.address, port), timeout, self.source_address)
-        self.phase = "greeting"
-        return sock
-
-
-class _Implicit(_Bounded, smtplib.SMTP_SSL):
-    _host: str  # as in _Plain
-
-    def __init__(self, address: str, **kwargs: Any) -> None:
-        self.address, self.phase = address, "connect"
-        super().__init__(**kwargs)
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((self.address, port), timeout, self.source_address)
-        self.phase = "TLS"
-        wrapped = self.context.wrap_socket(sock, server_hostname=self._host)
-        self.phase = "greeting"
-        return wrapped
-
-
 def tls_context(ep: Endpoint) -> ssl.SSLContext:
-    from smtpconf.probe.dialogue import UnusableCA
     from smtpconf.probe.tls import client_context
 
     try:
@@ -90,42 +76,44 @@ def tls_context(ep: Endpoint) -> ssl.SSLContext:
 
 
 def connect(ep: Endpoint, address: str, clock: Clock) -> smtplib.SMTP:
-    from smtpconf.probe.dialogue import cert_problem
-
-    client: _Plain | _Implicit
-    timeout = clock.left()  # for each read; time_limit bounds them together
-    if ep.security == "tls":
-        client = _Implicit(address, timeout=timeout, context=tls_context(ep))
-    else:
-        client = _Plain(address, timeout=timeout)
-    # smtplib takes the TLS server name from __init__'s host, which would connect at once: set it.
-    client._host = ep.host_ascii
+    """The dialogue up to the capabilities after TLS, a line per step; then smtplib's client."""
+    context = tls_context(ep) if ep.security != "none" else None
+    session = Session(ep.host_ascii, ep.port, ep.security, context, clock.seconds, address=address,
+                      left=clock.left, report=lambda phase: _report(session, phase, address))
     try:
-        code, banner = client.connect(ep.host_ascii, ep.port)
-    except ssl.SSLCertVerificationError as exc:
-        raise fail("TLS", cert_problem(exc)[1]) from None
-    except (ssl.SSLError, ConnectionResetError) as exc:
-        if client.phase == "TLS":
-            raise fail("TLS", f"handshake failed ({exc}): is this port plaintext/STARTTLS? try security: "
-                              "starttls") from None
-        raise fail(client.phase, str(exc)) from None
-    except (OSError, smtplib.SMTPException) as exc:
-        # smtplib turns a read timeout into SMTPServerDisconnected("... timed out").
-        if client.phase == "greeting" and (isinstance(exc, TimeoutError) or "timed out" in str(exc)):
-            hint = " (an implicit-TLS port? try security: tls)" if ep.security != "tls" else ""
-            raise fail("connect", f"connected to {address}:{ep.port}, but no greeting within {clock.seconds:g}s{hint}") from None
-        raise fail("connect", f"{address}:{ep.port}: {exc}") from None
-    if ep.security == "tls":
-        step("connect", True, f"{address}:{ep.port}")
-        step("TLS", True, f"implicit TLS: {tls_detail(client)}")
-        step("greeting", True, f"{code} {text(banner)}")
-    else:
-        step("connect", True, f"{address}:{ep.port}: {code} {text(banner)}")
+        caps = session.open()
+    except Failed as failed:
+        session.close(quit=failed.in_step)
+        raise fail(_STEP.get(session.phase, session.phase), failed.message) from None
+    except BaseException:  # --timeout for the whole session (SessionTimeout), ^C
+        session.close()
+        raise
+    client = _Bounded(local_hostname="localhost", timeout=clock.left())  # no host: it does not connect
+    client._host = ep.host_ascii
+    client.sock = session.detach()
+    client.does_esmtp = True
+    client.esmtp_features = {name.lower(): value for name, value in caps.items()}
     return client
 
 
-def tls_detail(client: smtplib.SMTP) -> str:
-    sock = client.sock
+def _report(session: Session, phase: str, address: str) -> None:
+    if phase == "connect":
+        step("connect", True, f"{address}:{session.port}")
+    elif phase == "greeting":
+        step("greeting", True, session.greeting)
+    elif phase == "TLS handshake":
+        how = "implicit TLS" if session.security == "tls" else "STARTTLS"
+        step("TLS", True, f"{how}: {_tls_detail(session)}")
+    elif phase in ("EHLO", "EHLO after STARTTLS"):
+        caps = session.capabilities
+        # With the AUTH mechanisms: whether the login's is among them is the next step's question.
+        features = [name + (f" {' '.join(mechanisms(caps))}" if name == "AUTH" else "")
+                    for name in sorted(caps, key=str.lower)]
+        step("EHLO", True, "offers " + (printable(", ".join(features), 300) or "nothing"))
+
+
+def _tls_detail(session: Session) -> str:
+    sock = session.sock
     if isinstance(sock, ssl.SSLSocket):
-        return f"{sock.version()}, certificate verified for {client._host}"  # type: ignore[attr-defined]
+        return f"{sock.version()}, certificate verified for {session.host}"
     return "established"

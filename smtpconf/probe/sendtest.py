@@ -2,7 +2,9 @@
 
 After configuring a mail client the advice is always "send a test message", and when it fails,
 "check host, port and security first". This command does both and says at which step it failed:
-secret (or token), resolve, connect, TLS, EHLO, AUTH, MAIL FROM, RCPT TO, DATA. On an
+secret (or token), resolve, connect, TLS, greeting, EHLO, AUTH, MAIL FROM, RCPT TO, DATA. Up to
+AUTH the steps are the probe's (:mod:`smtpconf.probe.client`, through the shared SMTP dialogue), so
+a server that fails there gets the words ``smtpconf check`` and the role's probe give it. On an
 authentication failure it says what the provider expects (an app password, an authorization code,
 SMTP AUTH enabled, OAuth2).
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import shlex
 import smtplib
-import ssl
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from dataclasses import dataclass
@@ -32,8 +33,8 @@ from smtpconf.errors import UsageError
 from smtpconf.findings import printable
 from smtpconf.lint import gate, lint_path
 from smtpconf.model import Config, Endpoint, Login, to_ascii_host
-from smtpconf.probe.auth import oauth2_login, offered, password_login
-from smtpconf.probe.client import connect, tls_context, tls_detail
+from smtpconf.probe.auth import oauth2_login, password_login
+from smtpconf.probe.client import connect
 from smtpconf.probe.steps import Clock, SessionTimeout, StepFailed, fail, lost, shown, step, text, time_limit
 
 T = TypeVar("T")
@@ -201,21 +202,6 @@ def _resolve(ep: Endpoint, args: SendTestOptions, clock: Clock) -> str:
 
 def _dialogue(client: smtplib.SMTP, target: Target, secret: str | None, sender: Address, to: Address,
               args: SendTestOptions) -> None:
-    ep = target.endpoint
-    _ehlo(client)
-    if ep.security == "starttls":
-        if not client.has_extn("starttls"):
-            raise fail("TLS", "the server does not offer STARTTLS; not continuing in plaintext")
-        from smtpconf.probe.dialogue import cert_problem
-
-        try:
-            code, reply = client.starttls(context=tls_context(ep))
-        except ssl.SSLCertVerificationError as exc:
-            raise fail("TLS", cert_problem(exc)[1]) from None
-        except (ssl.SSLError, smtplib.SMTPException, OSError) as exc:
-            raise fail("TLS", f"STARTTLS failed: {exc}") from None
-        step("TLS", True, f"STARTTLS: {tls_detail(client)}")
-        _ehlo(client)
     if secret is not None and target.login.auth == "oauth2":
         oauth2_login(client, target, secret, _login_command(target, args))
     elif secret is not None:
@@ -249,16 +235,6 @@ def _step(name: str, call: Callable[[], T]) -> T:
         raise fail(name, f"{exc.smtp_code} {text(exc.smtp_error)}") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise fail(name, lost(exc)) from None
-
-
-def _ehlo(client: smtplib.SMTP) -> None:
-    code, reply = _step("EHLO", client.ehlo)
-    if code != 250:
-        raise fail("EHLO", f"{code} {text(reply)}")
-    # With the AUTH mechanisms: whether the login's is among them is the next step's question.
-    features = [name.upper() + (f" {' '.join(offered(client))}" if name == "auth" else "")
-                for name in sorted(client.esmtp_features)]
-    step("EHLO", True, "offers " + (printable(", ".join(features), 300) or "nothing"))
 
 
 def _why_refused(name: str, code: int, secret: str | None) -> str:

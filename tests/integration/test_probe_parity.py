@@ -1,6 +1,7 @@
 """One dialogue, one diagnosis: for the same misbehaving server, the role's ``smtp_probe`` module
-(run by Ansible on the host) and ``smtpconf check`` name the same rule with the same message.
-Both speak roles/smtp_relay/module_utils/smtp_dialogue.py; this proves nobody forked it."""
+(run by Ansible on the host) and ``smtpconf check`` name the same rule with the same message, and
+``smtpconf send-test`` fails with that message at that step. All three speak
+roles/smtp_relay/module_utils/smtp_dialogue.py; this proves nobody forked it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_ansible_smtp_probe import run_module
-from tests.support.live import ScriptedServer, key_lines, run_check
+from tests.support.live import ScriptedServer, key_lines, run_check, smtpconf
 from tests.support.smtpserver import LOOPBACK, Provider, Tarpit, TestCA, closed_port
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def _servers(ca: TestCA, other: TestCA, stack: contextlib.ExitStack) -> dict[str
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, tuple[str | None, str]]]]:
-    """relay -> {"check": (rule, message), "role": (rule, message)}"""
+    """relay -> {"check": (rule, message), "role": (rule, message), "send-test": (None, its FAIL line)}"""
     tmp = tmp_path_factory.mktemp("parity")
     with contextlib.ExitStack() as stack:
         ca, other = TestCA(tmp / "ca"), TestCA(tmp / "other-ca")
@@ -91,11 +92,17 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str
             return run_module(work, host=LOOPBACK, port=ports[relay], security=EXPECTED[relay][0],
                               ca_pem=ca.ca_pem.decode(), timeout=TIMEOUT)
 
+        def send_test(relay: str) -> str:
+            done = smtpconf("send-test", str(config), "--relay", relay, "--to", "ops@example.test", "--from",
+                            "dev@example.test", "--timeout", str(TIMEOUT), env={"RELAY_PASSWORD": "relaypass"})
+            return "\n".join(line for line in done.stdout.splitlines() if line.startswith("FAIL"))
+
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             roles = dict(zip(EXPECTED, pool.map(role, EXPECTED)))
+            sent = dict(zip(EXPECTED, pool.map(send_test, EXPECTED)))
     at = {line: relay for relay, line in key_lines(text).items()}
-    found: dict[str, dict[str, tuple[str | None, str]]] = {relay: {"check": (None, ""), "role": (None, "")}
-                                                          for relay in EXPECTED}
+    found: dict[str, dict[str, tuple[str | None, str]]] = {
+        relay: {"check": (None, ""), "role": (None, ""), "send-test": (None, sent[relay])} for relay in EXPECTED}
     for finding in check.findings:
         if finding["line"] in at and finding["rule"] not in ("provider-credential-hint",):
             assert found[at[finding["line"]]]["check"][0] is None, check.findings  # one rule per server
@@ -112,3 +119,18 @@ def test_the_role_and_check_give_the_same_diagnosis(relay: str,
     assert check_rule == role_rule == EXPECTED[relay][1], ran[relay]
     # check adds why it matters for this file ("..., but the file has credentials for it").
     assert check_said.startswith(role_said), ran[relay]
+
+
+# send-test goes on to AUTH where the probes stop (a server without AUTH fails at its AUTH step):
+# the relays whose problem is in the dialogue, and the step send-test shows it at.
+SEND_TEST_STEP = {"no-starttls": "TLS", "plain-on-tls-port": "TLS", "tls-on-starttls-port": "greeting",
+                  "wrong-name": "TLS", "expired": "TLS", "untrusted": "TLS", "tarpit": "greeting",
+                  "refuses-service": "greeting", "refuses-ehlo": "EHLO", "not-smtp": "greeting", "closed": "connect"}
+
+
+@pytest.mark.parametrize("relay", list(SEND_TEST_STEP))
+def test_send_test_fails_with_the_probes_diagnosis(relay: str,
+                                                   ran: dict[str, dict[str, tuple[str | None, str]]]) -> None:
+    role_said, failed = ran[relay]["role"][1], ran[relay]["send-test"][1]
+    assert len(failed.splitlines()) == 1 and failed.endswith(role_said), ran[relay]
+    assert failed.split()[1] == SEND_TEST_STEP[relay], failed

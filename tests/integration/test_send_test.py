@@ -96,7 +96,10 @@ def test_a_tls_server_on_a_starttls_port_fails_at_the_greeting(nsd: NsdServer, c
         done = smtpconf("send-test", str(_file(tmp_path, server.port, "starttls", ca)), "--relay", "lab",
                         "--to", "ops@example.test", "--from", f"dev@{ZONE}", "--nameserver", f"127.0.0.1:{nsd.port}",
                         "--timeout", "1", env={"LAB_PASSWORD": PASSWORD})
-    assert done.returncode == 1 and "try security: tls" in done.stdout, done.stdout
+    # The probe's diagnosis (the shared dialogue's half-time TLS sniff), not only "no greeting".
+    fails = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert done.returncode == 1 and len(fails) == 1 and fails[0].split()[1] == "greeting", done.stdout
+    assert "speaks implicit TLS" in fails[0] and "use security: tls" in fails[0], done.stdout
 
 
 def _plain_file(tmp_path: Path, port: int) -> Path:
@@ -109,8 +112,12 @@ def _plain_file(tmp_path: Path, port: int) -> Path:
     ({"DATA": "554 5.7.1 message refused"}, "DATA", "554 5.7.1 message refused"),
     ({"MAIL": None}, "MAIL FROM", "closed the connection"),
     ({"EHLO": None}, "EHLO", "closed the connection"),
-    # 200 KB of capability lines: smtplib caps a line's length, not their number
-    ({"EHLO": "250-scripted.test\r\n" + "250-X-FILLER-x\r\n" * 12_000 + "250 OK"}, "EHLO", "longer than 64 KiB"),
+    # 200 KB of capability lines: more lines than any reply has (smtplib caps a line's length, not their number)
+    ({"EHLO": "250-scripted.test\r\n" + "250-X-FILLER-x\r\n" * 12_000 + "250 OK"}, "EHLO", "longer than 100 lines"),
+    # 80 KB in 20 lines, before and after smtplib takes over: each reply has a 64 KiB budget
+    ({"EHLO": "250-scripted.test\r\n" + ("250-X-" + "x" * 4000 + "\r\n") * 20 + "250 OK"}, "EHLO",
+     "longer than 64 KiB"),
+    ({"MAIL": ("250-" + "x" * 4000 + "\r\n") * 20 + "250 OK"}, "MAIL FROM", "longer than 64 KiB"),
 ])
 def test_a_refusal_or_hang_up_after_connect_is_a_failed_step(replies: dict[str, str | None], failed: str, said: str,
                                                              nsd: NsdServer, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from typing import Callable
 
 MAX_REPLY_LINES = 100  # a hostile server must not make us read forever: in lines ...
 MAX_REPLY_BYTES = 64 * 1024  # ... and in bytes (an EHLO list or an OAuth2 error is far shorter)
+REPLY_TOO_LONG = f"a reply longer than {MAX_REPLY_BYTES // 1024} KiB: not reading on"
 _CHUNK = 4096
 
 # OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h).
@@ -73,7 +74,7 @@ class Reply:
             raise ConnectionResetError("the server closed the connection")
         self.size += len(raw)
         if self.size > MAX_REPLY_BYTES:
-            raise NotAReply(f"a reply longer than {MAX_REPLY_BYTES // 1024} KiB: not reading on")
+            raise NotAReply(REPLY_TOO_LONG)
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         head = line[:3]
         if len(head) < 3 or not (head.isascii() and head.isdigit()):
