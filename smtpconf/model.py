@@ -408,6 +408,19 @@ def to_ascii_host(host: str) -> str:
     return host.rstrip(".").encode("idna").decode("ascii")
 
 
+@lru_cache(maxsize=4096)  # thousands of accounts share a handful of hosts
+def address_literal(host: str) -> str | None:
+    """The IP address ``host`` is, in its canonical text (``2001:db8::1``), or None for a name.
+    Brackets around it (``[2001:db8::1]``, as Postfix writes an address) are allowed. An address
+    is never looked up, never an SRV target, never an MTA-STS ``mx`` pattern."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
 def canonical_host(host: str) -> str:
     """The one spelling every stage compares hosts and domains by: A-labels (punycode), lower case,
     no trailing dot. ``例子.测试``, ``XN--fsqu00a.xn--0zwm56d.`` and ``xn--fsqu00a.xn--0zwm56d`` are

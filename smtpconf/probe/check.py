@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Awaitable, NamedTuple
 from smtpconf.errors import UsageError
 from smtpconf.findings import Finding, fails
 from smtpconf.lint import FileResult, expand, lint_path
-from smtpconf.model import Config, Endpoint, endpoint_uses
+from smtpconf.model import Config, Endpoint, address_literal, endpoint_uses
 
 if TYPE_CHECKING:
     from smtpconf.probe.endpoints import Prober
@@ -192,7 +192,6 @@ async def live_findings(results: list[FileResult], options: LiveOptions) -> tupl
 async def endpoints_seen(config: Config, prober: Prober, resolver: Resolver) -> list[EndpointSeen]:
     """One entry per endpoint of the file (as probed: once per host, port, security and CA), with
     every relay and account that uses it; sorted, so that two runs compare line by line."""
-    import ipaddress
 
     from smtpconf.probe.observations import EndpointSeen
 
@@ -206,11 +205,7 @@ async def endpoints_seen(config: Config, prober: Prober, resolver: Resolver) -> 
     seen = []
     for key, endpoint in endpoints.items():
         outcome = await prober.outcome(endpoint, bool(key[-1]))
-        try:
-            ipaddress.ip_address(endpoint.host_ascii.strip("[]"))
-            how = "literal"
-        except ValueError:
-            how = "system" if resolver.system else "dns"
+        how = "literal" if address_literal(endpoint.host_ascii) else "system" if resolver.system else "dns"
         seen.append(EndpointSeen(endpoint.host_ascii, endpoint.port, endpoint.security, tuple(uses[key]),
                                  outcome.address.records, how, outcome.seen, outcome.mechanisms))
     return sorted(seen, key=lambda e: (e.host, e.port, e.security, e.probe is None))

@@ -10,9 +10,8 @@ name DNS does not know is ``dns-no-address`` on the relay itself.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
-from smtpconf.model import Config, Relay
+from smtpconf.model import Config, Relay, address_literal
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.resolver import Resolver
 
@@ -35,11 +34,8 @@ async def postfix_lookups(config: Config, resolver: Resolver) -> list[LiveHit]:
 
 async def _lookup(relay: Relay, resolver: Resolver) -> LiveHit | None:
     host = relay.endpoint.host_ascii
-    try:
-        ipaddress.ip_address(host.strip("[]"))
+    if address_literal(host):
         return None  # an address literal is not looked up at all
-    except ValueError:
-        pass
     client, dns = await asyncio.gather(resolver.client_addresses(host), resolver.addresses(host))
     if not client.found or dns.found:
         return None  # not found at all is dns-no-address on the relay (endpoints.py)

@@ -14,13 +14,13 @@ resolver that did not answer must never be reported as a record that does not ex
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from smtpconf.errors import UsageError
+from smtpconf.model import address_literal
 
 if TYPE_CHECKING:
     import dns.asyncresolver
@@ -51,10 +51,9 @@ def parse_nameserver(value: str) -> tuple[str, int]:
     elif value.count(":") == 1:
         host, _, text = value.partition(":")
         port = _port(text, value)
-    try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
-        pass
+    literal = address_literal(host)
+    if literal is not None:
+        return literal, port
     try:
         info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except OSError as exc:
@@ -176,10 +175,9 @@ class Resolver:
     async def addresses(self, host: str) -> Answer:
         """A and AAAA of ``host`` (an IP literal is its own answer). Found if either has records;
         unknown if neither has and one of them could not be asked."""
-        try:
-            return Answer("found", (str(ipaddress.ip_address(host.strip("[]"))),))
-        except ValueError:
-            pass
+        literal = address_literal(host)
+        if literal is not None:
+            return Answer("found", (literal,))
         a, aaaa = await asyncio.gather(self.lookup(host, "A"), self.lookup(host, "AAAA"))
         if a.found or aaaa.found:
             return Answer("found", a.records + aaaa.records)
@@ -200,10 +198,9 @@ class Resolver:
         return task
 
     async def _getaddrinfo(self, host: str) -> Answer:
-        try:
-            return Answer("found", (str(ipaddress.ip_address(host.strip("[]"))),))
-        except ValueError:
-            pass
+        literal = address_literal(host)
+        if literal is not None:
+            return Answer("found", (literal,))
         async with self._limit, self._threads:
             try:
                 async with asyncio.timeout(self._timeout):

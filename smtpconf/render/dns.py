@@ -18,11 +18,9 @@ punycode), so the lines can be pasted into any zone or pulled in with ``$INCLUDE
 
 from __future__ import annotations
 
-import ipaddress
-from functools import lru_cache
 from typing import Iterable, Iterator, NamedTuple
 
-from smtpconf.model import Account, Config, DomainPolicy, Endpoint, canonical_host, preset_of
+from smtpconf.model import Account, Config, DomainPolicy, Endpoint, address_literal, canonical_host, preset_of
 from smtpconf.render import RenderContext, RenderedFile, safe_name
 from smtpconf.render.client_settings import ServerSettings, incoming, outgoing
 
@@ -121,7 +119,7 @@ def _srv_servers(accounts: Iterable[Account]) -> Iterator[tuple[str, str, int, S
     that SRV can name: a server given as an IP address cannot be an SRV target (RFC 2782)."""
     for account in accounts:
         for settings in (outgoing(account), incoming(account)):
-            if settings is None or _is_ip(settings.host):
+            if settings is None or address_literal(settings.host):
                 continue
             service = SRV_SERVICE[(settings.protocol, settings.security)]
             yield service, fqdn(settings.host), settings.port, settings, account.email
@@ -154,18 +152,9 @@ def _srv_records(domain: str, accounts: list[Account]) -> list[SrvRecord]:
     return records
 
 
-@lru_cache(maxsize=4096)  # thousands of accounts share a handful of hosts
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _ip_servers(accounts: list[Account]) -> list[str]:
     """Servers given as IP addresses: an SRV target must be a host name (RFC 2782)."""
-    found = [f"{s.host}:{s.port}" for a in accounts for s in (outgoing(a), incoming(a)) if s and _is_ip(s.host)]
+    found = [f"{s.host}:{s.port}" for a in accounts for s in (outgoing(a), incoming(a)) if s and address_literal(s.host)]
     return list(dict.fromkeys(found))
 
 
@@ -176,9 +165,9 @@ def spf_mechanism(endpoint: Endpoint) -> str:
     if preset is not None and preset.spf_includes:
         return f"include:{preset.spf_includes[0]}"
     host = endpoint.host_ascii
-    if _is_ip(host):
-        address = ipaddress.ip_address(host)
-        return f"ip{address.version}:{address}"
+    literal = address_literal(host)
+    if literal is not None:
+        return f"ip{6 if ':' in literal else 4}:{literal}"
     return f"a:{host.rstrip('.').lower()}"
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Iterator
 
-from smtpconf.model import Config, canonical_host
+from smtpconf.model import Config, address_literal, canonical_host
 from smtpconf.render.mta_sts import MAX_AGE_LIMIT
 from smtpconf.rules import Hit, rule
 
@@ -17,11 +16,8 @@ def _host_name(name: str) -> bool:
     """An MX host as RFC 8461 §3.2 allows it: a host name (IDN allowed), optionally ``*.`` and a
     host name; never an IP address."""
     base = name[2:] if name.startswith("*.") else name
-    try:
-        ipaddress.ip_address(base.strip("[]"))
+    if address_literal(base):
         return False
-    except ValueError:
-        pass
     host = canonical_host(base)
     labels = host.split(".")
     return len(host) <= 253 and len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
