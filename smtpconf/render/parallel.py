@@ -12,6 +12,14 @@ each item goes to exactly one worker, and a worker that finishes early takes the
 needs no pickling of the model; a worker ends with ``os._exit`` and never returns into the caller's
 code. Any failure in a worker (a refused value, a full disk, Ctrl-C, SIGTERM) stops the others and is raised
 in the parent, which then discards the staging directory as usual.
+
+Why not ``concurrent.futures.ProcessPoolExecutor`` with the fork context: it is about as fast here
+(docs/benchmarks.md), but before Python 3.14 (``kill_workers``) it has no public way to stop a
+worker that is busy. After a failure or Ctrl-C, ``shutdown(cancel_futures=True)`` waits until the
+running targets end, however long they take, and ``shutdown(wait=False)`` leaves them writing into
+the staging directory while the parent removes it. Here the parent kills and reaps every worker
+(``SIGKILL``, ``waitpid``) before the staging directory is cleaned up, and the workers need no
+pickling of the work they are given.
 """
 
 from __future__ import annotations
@@ -64,8 +72,8 @@ def render_tree(ctx: RenderContext, targets: list[str], root: str, workers: int,
     from smtpconf.render import Rendered, manifest_from_lines
 
     # The file's model and everything lint left behind stay alive until the render ends: frozen,
-    # the garbage collector does not walk them again and again while the render allocates (a
-    # tenth of a 10,000-account render), and forked workers leave their memory shared.
+    # the garbage collector does not walk them again and again while the render allocates (see
+    # docs/benchmarks.md), and forked workers leave their memory shared.
     gc.freeze()
     try:
         outputs = map_in_workers(targets, lambda name: render_and_write(ctx, name, root), workers)
