@@ -11,6 +11,13 @@ on ``127.0.0.1`` and a port the kernel picks. It speaks the wire protocol of:
   ``code_verifier`` (S256: ``BASE64URL(SHA256(verifier))`` without padding, §4.2/§4.6).
 * RFC 8628 (device authorization grant): ``/devicecode`` (§3.1/§3.2) and polling ``/token``
   with ``urn:ietf:params:oauth:grant-type:device_code`` (§3.4/§3.5).
+* RFC 7662 (token introspection): ``POST /introspect`` with ``token=...``, for a mail server
+  that checks the bearer token a client presents (Dovecot's ``oauth2`` passdb with
+  ``introspection_mode = post``). The protected resource authenticates by HTTP Basic with
+  ``resource_id``/``resource_secret`` (§2.1 demands some authorization, against token
+  scanning); the answer is ``{"active": false}`` for a token that is unknown, expired or revoked
+  (§2.2), else ``active``, ``username`` and ``sub`` (the subject), ``client_id``, ``scope``,
+  ``token_type`` and ``exp``.
 
 It is deliberately strict where real providers are strict (one use per code, refresh tokens
 bound to their client, rotation kills the old refresh token at once) and it approves every login
@@ -192,6 +199,9 @@ class IdentityProvider:
         self.token_url = ""
         self.device_url = ""
         self.verification_uri = ""
+        self.introspection_url = ""
+        self.resource_id = "imap-server"
+        self.resource_secret = _random_token(24)
         self.port = 0
         self._lock = threading.RLock()
         self._refresh: dict[str, _RefreshGrant] = {}
@@ -215,6 +225,7 @@ class IdentityProvider:
         self.token_url = self.base_url + "/token"
         self.device_url = self.base_url + "/devicecode"
         self.verification_uri = self.base_url + "/device"
+        self.introspection_url = self.base_url + "/introspect"
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="IdentityProvider", daemon=True
         )
@@ -272,6 +283,10 @@ class IdentityProvider:
             if access is None or not access.alive or time.monotonic() >= access.expires_at:
                 return None
             return access.subject
+
+    def introspections(self) -> list[str]:
+        """The ``token`` of every POST /introspect so far, in order ("" when it had none)."""
+        return [r.form.get("token", "") for r in self.requests if r.method == "POST" and r.path == "/introspect"]
 
     def revoke(self, refresh_token: str, *, access_tokens: bool = False) -> None:
         """Kill a refresh token (unknown tokens are ignored, like RFC 7009 §2.2).
@@ -498,12 +513,35 @@ class IdentityProvider:
             self._refresh[refresh] = _RefreshGrant(client_id, device.subject, device.scope)
             return self._token_response(client_id, device.subject, device.scope, refresh=refresh, origin=None)
 
+    def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        """RFC 7662 §2.1/§2.2: what the IdP knows of ``form["token"]``; raises :class:`OAuthError`
+        when the resource server does not authenticate (401) or names no token (400)."""
+        scheme, _, credentials = (authorization or "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = password = ""
+        if (scheme.lower() != "basic"
+                or not secrets.compare_digest(unquote_plus(user).encode(), self.resource_id.encode())
+                or not secrets.compare_digest(unquote_plus(password).encode(), self.resource_secret.encode())):
+            raise OAuthError("invalid_client", "the protected resource must authenticate (HTTP Basic)", 401)
+        self._require(form, "token")
+        with self._lock:
+            access = self._access.get(form["token"])
+            remaining = None if access is None else access.expires_at - time.monotonic()
+            if access is None or remaining is None or not access.alive or remaining <= 0:
+                return {"active": False}  # §2.2: nothing else about a token that is not active
+            return {"active": True, "username": access.subject, "sub": access.subject,
+                    "client_id": access.client_id, "scope": access.scope, "token_type": "Bearer",
+                    "exp": int(time.time() + remaining)}
+
     def openid_configuration(self) -> dict[str, Any]:
         return {
             "issuer": self.base_url,
             "authorization_endpoint": self.authorize_url,
             "token_endpoint": self.token_url,
             "device_authorization_endpoint": self.device_url,
+            "introspection_endpoint": self.introspection_url,
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
             "code_challenge_methods_supported": ["S256", "plain"],
@@ -660,7 +698,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(200, b"<!DOCTYPE html><html><body>Enter the code</body></html>\n", "text/html; charset=utf-8")
         elif url.path == "/.well-known/openid-configuration":
             self._send(200, json.dumps(idp.openid_configuration()).encode(), "application/json")
-        elif url.path in ("/token", "/devicecode"):
+        elif url.path in ("/token", "/devicecode", "/introspect"):
             self._text(405, "use POST\n", {"Allow": "POST"})
         else:
             self._text(404, "not found\n")
@@ -674,7 +712,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         form, repeated = parsed
         idp.requests.append(Request("POST", url.path, form))
-        if url.path not in ("/token", "/devicecode"):
+        if url.path not in ("/token", "/devicecode", "/introspect"):
             self._text(404, "not found\n")
             return
         if url.path == "/token":
@@ -696,6 +734,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 raise OAuthError("invalid_request", "repeated parameter: " + ", ".join(sorted(repeated)))
             if url.path == "/devicecode":
                 self._json(200, idp.device_authorization(form))
+            elif url.path == "/introspect":
+                self._json(200, idp.introspect(form, self.headers.get("Authorization")))
             else:
                 self._json(200, idp.token(form, self.headers.get("Authorization")))
         except OAuthError as err:
