@@ -1,5 +1,6 @@
 """Real neomutt reads the rendered muttrc: ``neomutt -F FILE -Q VAR`` prints each setting as
-neomutt understood it, and the password command in backticks runs and yields the password."""
+neomutt understood it, and the password command in backticks runs and yields the password. That neomutt then logs in
+to a real IMAP server and reads the mail (password and OAuth2) is test_clients_neomutt_imap.py."""
 
 from __future__ import annotations
 
