@@ -334,6 +334,7 @@ class MtaSts:
 
 
 DEFAULT_MTA_STS_MAX_AGE = 604800  # a week: RFC 8461 §3.2 suggests weeks
+MTA_STS_MAX_AGE_LIMIT = 31557600  # RFC 8461 §3.2: max_age is at most a year
 DEFAULT_SITE_LANG = ("en", "zh-CN")
 
 

@@ -9,9 +9,8 @@ import hashlib
 import re
 from typing import NamedTuple
 
-from smtpconf.model import MtaSts, canonical_host
+from smtpconf.model import MTA_STS_MAX_AGE_LIMIT as MAX_AGE_LIMIT, MtaSts, canonical_host
 
-MAX_AGE_LIMIT = 31557600  # RFC 8461 §3.2: max_age is at most a year
 MODES = ("testing", "enforce", "none")
 _MAX_AGE = re.compile(r"[0-9]{1,10}")
 

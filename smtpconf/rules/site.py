@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from smtpconf.model import Config, address_literal, canonical_host
-from smtpconf.render.mta_sts import MAX_AGE_LIMIT
+from smtpconf.model import MTA_STS_MAX_AGE_LIMIT as MAX_AGE_LIMIT, Config, address_literal, canonical_host
 from smtpconf.rules import Hit, rule
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
