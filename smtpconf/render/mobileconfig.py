@@ -6,8 +6,7 @@ the same bytes.
 
 The bytes are exactly what ``plistlib.dumps(profile, fmt=FMT_XML, sort_keys=True)`` writes, and a
 test holds the two together on every profile of the test files. ``plist_xml`` writes them itself
-because plistlib's writer took 130 µs a profile, a third of the time of rendering every client
-file for 10,000 accounts; this one takes about 30 (docs/decisions.md).
+because plistlib's writer was most of this target's time (the numbers: docs/benchmarks.md).
 
 No password is written: the device asks for it when the profile is installed. Apple's payload
 requires an incoming (IMAP or POP) server; an account without one gets no profile, because a device
