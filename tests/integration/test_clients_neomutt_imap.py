@@ -41,14 +41,13 @@ from tests.support.dovecot import DovecotServer
 from tests.support.gate import need_program, unavailable
 from tests.support.idp import IdentityProvider
 from tests.support.oauth_fixtures import *  # noqa: F403  (idp, test_ca, OAUTH_USER, CLIENT_ID)
-from tests.support.oauth_fixtures import CLIENT_ID, OAUTH_USER
+from tests.support.oauth_fixtures import CLIENT_ID, OAUTH_USER, login_directory
 from tests.support.smtpserver import TestCA
 
 pytestmark = pytest.mark.integration
 
 USER, PASSWORD = "bob@corp.example", "correct horse $HOME 'battery'"
 EMAIL = "xiaohua@corp.example"
-ODD_DIRECTORY = "conf 'dir' $HOME `x` %s"  # the token command only works if the muttrc quotes the path
 SUBJECT = "Quarterly numbers from Dovecot"
 BODY_MARKER = "smtpconf-imap-test-5c1e"
 MESSAGE = (f"From: Alice <alice@example.org>\r\nTo: {USER}\r\nSubject: {SUBJECT}\r\n"
@@ -188,12 +187,7 @@ class OAuthAccount:
         if not (Path(sys.executable).parent / "smtpconf").is_file():
             unavailable(f"no smtpconf command beside {sys.executable}: pip install -e .")
         self.idp = idp
-        self.directory = tmp_path / ODD_DIRECTORY
-        self.directory.mkdir()
-        self.refresh = idp.issue_refresh_token(CLIENT_ID, OAUTH_USER)
-        secret = self.directory / "refresh.token"
-        secret.write_text(self.refresh + "\n", encoding="utf-8")
-        secret.chmod(0o600)
+        self.directory, self.refresh = login_directory(tmp_path, idp)
         self.home = tmp_path / "home"
         self.home.mkdir()
         self.env = client_env(self.home)

@@ -25,7 +25,7 @@ from tests.support.client_runs import MARKER, git_env, make_patch, oauth2_yaml, 
 from tests.support.gate import need_program, unavailable
 from tests.support.idp import IdentityProvider
 from tests.support.oauth_fixtures import *  # noqa: F403  (idp, xoauth2_provider, OAUTH_USER, ...)
-from tests.support.oauth_fixtures import CLIENT_ID, OAUTH_USER
+from tests.support.oauth_fixtures import CLIENT_ID, OAUTH_USER, login_directory
 from tests.support.render import tree
 from tests.support.smtp_fixtures import PROVIDER_CERT_NAMES, PROVIDER_HOSTNAME
 from tests.support.smtpserver import Provider, TestCA
@@ -34,7 +34,6 @@ pytestmark = pytest.mark.integration
 
 EMAIL = "xiaohua@corp.example"
 RECIPIENT = "someone@example.org"
-ODD_DIRECTORY = "conf 'dir' $HOME `x` %s"
 CLIENT_TARGETS = "msmtp,neomutt,git-send-email,thunderbird,autodiscover,mobileconfig"
 
 
@@ -47,12 +46,7 @@ class Setup:
         if not (venv_bin / "smtpconf").is_file():
             unavailable(f"no smtpconf command beside {sys.executable}: pip install -e .")
         self.idp, self.ca = idp, test_ca
-        self.directory = tmp_path / ODD_DIRECTORY
-        self.directory.mkdir()
-        self.refresh = idp.issue_refresh_token(CLIENT_ID, OAUTH_USER)
-        secret = self.directory / "refresh.token"
-        secret.write_text(self.refresh + "\n", encoding="utf-8")
-        secret.chmod(0o600)
+        self.directory, self.refresh = login_directory(tmp_path, idp)
         self.home = tmp_path / "home"
         self.home.mkdir()
         self.env = {"PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}", "HOME": str(self.home),

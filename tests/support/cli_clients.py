@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
+from tests.support.oauth_fixtures import ODD_DIRECTORY
 from tests.support.render import render_ok, tree
 
 ENV_CANARY_NAME = "SMTPCONF_CANARY_ENV"
@@ -92,7 +93,6 @@ PEM = (Path(__file__).resolve().parents[2] / "examples" / "certs" / "lab-ca.pem"
 # directory whose name each format must quote: the token commands name its absolute path.
 REFRESH_CANARY = "refresh-canary-Rt7"
 CLIENT_SECRET_CANARY = "client-secret-canary-Cs2"
-ODD_DIRECTORY = "conf 'dir' $HOME `x` %s"
 OAUTH2_TARGETS = "thunderbird,autodiscover,mobileconfig,msmtp,neomutt,git-send-email"
 OAUTH2_EMAILS = ["ops@corp.example", "xiaohua@outlook.com", "g@gmail.com", "v@corp.example"]
 OAUTH2_YAML = """\

@@ -15,6 +15,7 @@ or the real way: ``idp.issue_refresh_token(CLIENT_ID, OAUTH_USER)`` and a refres
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,21 @@ from tests.support.smtpserver import Provider, TestCA
 
 OAUTH_USER = "app@corp.example"
 CLIENT_ID = "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
+# Where the client tests keep their smtpconf file: the token command only works if each client
+# file quotes the path.
+ODD_DIRECTORY = "conf 'dir' $HOME `x` %s"
+
+
+def login_directory(tmp_path: Path, idp: IdentityProvider) -> tuple[Path, str]:
+    """ODD_DIRECTORY under ``tmp_path``, holding ``refresh.token`` (0600): a refresh token the IdP
+    issued for OAUTH_USER, as ``smtpconf oauth2 login --out`` leaves it. Returns both."""
+    directory = tmp_path / ODD_DIRECTORY
+    directory.mkdir()
+    refresh = idp.issue_refresh_token(CLIENT_ID, OAUTH_USER)
+    secret = directory / "refresh.token"
+    secret.write_text(refresh + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    return directory, refresh
 
 
 @pytest.fixture
