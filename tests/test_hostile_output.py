@@ -22,6 +22,7 @@ from smtpconf.render import MANIFEST_NAME, RenderContext, RenderedFile
 from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
     ACCOUNTS_YAML, TargetRender, leftovers, plug_target, render_ok, tree, write_config,
 )
+from tests.support.signals import deliverable_stop_signals  # noqa: F401  (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMTPCONF = Path(sys.executable).with_name("smtpconf")

@@ -33,6 +33,7 @@ from smtpconf.render.mobileconfig import plist_xml, profile
 from tests.support.render import (  # noqa: F401  (plug_target is a fixture)
     ACCOUNTS_YAML, TargetRender, leftovers, plug_target, tree, write_config,
 )
+from tests.support.signals import deliverable_stop_signals  # noqa: F401  (autouse fixture)
 
 CLIENT_TARGETS = ["thunderbird", "autodiscover", "mobileconfig", "msmtp", "neomutt", "git-send-email", "dns"]
 SMTPCONF = Path(sys.executable).with_name("smtpconf")
