@@ -79,10 +79,9 @@ from ansible.module_utils.smtp_dialogue import Failed, Session, UnusableCA, auth
     verifying_context
 
 
-class Problem(Exception):
-    def __init__(self, rule, message):
-        super().__init__(f"[{rule}] {message}")
-        self.rule = rule
+def shown(failed):
+    """A failure as the module reports it: ``[rule-id] message``."""
+    return f"[{failed.rule}] {failed.message}"
 
 
 def probe(host, port, security, ca_pem, expect_auth, timeout, address=None, where=None):
@@ -92,9 +91,9 @@ def probe(host, port, security, ca_pem, expect_auth, timeout, address=None, wher
     context = None
     if security != "none":  # a ca_pem given for a plaintext relay is never parsed
         try:
-            context = verifying_context(ca_pem=ca_pem) if ca_pem else verifying_context()
+            context = verifying_context(ca_pem=ca_pem or None)
         except UnusableCA as exc:
-            raise Problem("cert-untrusted", f"{where}: {exc}")
+            raise Failed("cert-untrusted", f"{where}: {exc}")
     session = Session(host, port, security, context, timeout, address=address, where=where)
     try:
         caps = session.open()
@@ -103,11 +102,9 @@ def probe(host, port, security, ca_pem, expect_auth, timeout, address=None, wher
             result["tls_version"] = session.sock.version()
             result["cert_not_after"] = session.sock.getpeercert().get("notAfter")
         if expect_auth and not result["auth"]:
-            raise Problem("auth-not-offered", auth_not_offered(where, security))
+            raise Failed("auth-not-offered", auth_not_offered(where, security))
         session.close(quit=True)
         return result
-    except Failed as failed:
-        raise Problem(failed.rule, failed.message)
     finally:
         session.close()
 
@@ -135,7 +132,7 @@ def preflight(params):
     source = params["source"] or "this host"
     found = addresses(host, port, params["ipv6"])
     if not found:
-        raise Problem("probe-unreachable", f"from {source}: relay '{relay}': {host} has no IPv4"
+        raise Failed("probe-unreachable", f"from {source}: relay '{relay}': {host} has no IPv4"
                                            f"{' or IPv6' if params['ipv6'] else ''} address (DNS?)")
     results, failures = [], []
     for address, family in found:
@@ -144,8 +141,8 @@ def preflight(params):
         try:
             result = probe(host, port, params["security"], params["ca_pem"], params["expect_auth"],
                            params["timeout"], address, where)
-        except Problem as problem:
-            failures.append(problem)
+        except Failed as failed:
+            failures.append(failed)
             continue
         results.append(dict(result, address=address, family=family))
     return results, failures
@@ -171,16 +168,16 @@ def main():
     if p["every_address"]:
         try:
             results, failures = preflight(p)
-        except Problem as problem:
-            module.fail_json(msg=str(problem), rule=problem.rule)
+        except Failed as failed:
+            module.fail_json(msg=shown(failed), rule=failed.rule)
         if failures:
-            module.fail_json(msg="; ".join(str(f) for f in failures), rules=[f.rule for f in failures],
+            module.fail_json(msg="; ".join(shown(f) for f in failures), rules=[f.rule for f in failures],
                              addresses=results)
         module.exit_json(changed=False, addresses=results)
     try:
         result = probe(p["host"], p["port"], p["security"], p["ca_pem"], p["expect_auth"], p["timeout"])
-    except Problem as problem:
-        module.fail_json(msg=str(problem), rule=problem.rule)
+    except Failed as failed:
+        module.fail_json(msg=shown(failed), rule=failed.rule)
     module.exit_json(changed=False, **result)
 
 
