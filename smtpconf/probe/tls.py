@@ -27,14 +27,20 @@ def client_context(ca_file: str | None) -> ssl.SSLContext:
     return verifying_context(ca_file=ca_file)
 
 
-def expiring_problem(cert: dict[str, Any] | None, now: float | None = None) -> str | None:
-    """A message when a verified certificate expires within EXPIRING_DAYS days."""
+def _expiry(cert: dict[str, Any] | None, now: float | None) -> tuple[float, float] | None:
+    """When a peer certificate (getpeercert()) expires and how many seconds are left; None without one."""
     if not cert or "notAfter" not in cert:
         return None
     not_after = ssl.cert_time_to_seconds(cert["notAfter"])
-    left = not_after - (time.time() if now is None else now)
-    if left > EXPIRING_DAYS * 86400:
+    return not_after, not_after - (time.time() if now is None else now)
+
+
+def expiring_problem(cert: dict[str, Any] | None, now: float | None = None) -> str | None:
+    """A message when a verified certificate expires within EXPIRING_DAYS days."""
+    expiry = _expiry(cert, now)
+    if expiry is None or expiry[1] > EXPIRING_DAYS * 86400:
         return None
+    not_after, left = expiry
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(not_after))
     return f"the server certificate expires in {max(0, int(left // 86400))} days ({when})"
 
@@ -54,9 +60,9 @@ def _dn(name: Any) -> str:
 
 def certificate_seen(cert: dict[str, Any] | None, now: float | None = None) -> CertificateSeen | None:
     """Subject, issuer and expiry of a verified peer certificate (None without one)."""
-    if not cert or "notAfter" not in cert:
+    expiry = _expiry(cert, now)
+    if cert is None or expiry is None:
         return None
-    not_after = ssl.cert_time_to_seconds(cert["notAfter"])
-    left = not_after - (time.time() if now is None else now)
+    not_after, left = expiry
     return CertificateSeen(_dn(cert.get("subject")), _dn(cert.get("issuer")),
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)), int(left // 86400))
