@@ -393,7 +393,7 @@ def preset_of(endpoint: Endpoint) -> Preset | None:
     (a relay written with SES's regional host and no ``provider`` is still SES)."""
     if endpoint.provider:
         return presets().get(endpoint.provider)
-    return _preset_for_host(endpoint.host_ascii.rstrip(".").lower())
+    return _preset_for_host(canonical_host(endpoint.host))
 
 
 @lru_cache(maxsize=1024)

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ElementTree
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from smtpconf.model import Config, DomainPolicy
+from smtpconf.model import Config, DomainPolicy, canonical_host
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.observations import SiteSeen, UrlOutcome, UrlSeen
 from smtpconf.probe.resolver import Resolver
@@ -150,7 +150,7 @@ class _DomainSite:
         mx = await self.resolver.lookup(self.policy.host, "MX")
         if not mx.found:
             return
-        hosts = [record.split()[-1].rstrip(".").lower() for record in mx.records]
+        hosts = [canonical_host(record.split()[-1]) for record in mx.records]
         uncovered = [h for h in hosts if not any(mx_matches(pattern, h) for pattern in served.mx)]
         if uncovered and served.mode != "none":
             self.hit("mta-sts-invalid", f"{url}: the mx lines ({', '.join(served.mx)}) do not cover the MX "

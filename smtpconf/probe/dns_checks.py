@@ -10,7 +10,7 @@ import asyncio
 import re
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
-from smtpconf.model import Account, Config, DomainPolicy, preset_of
+from smtpconf.model import Account, Config, DomainPolicy, canonical_host, preset_of
 from smtpconf.probe.hit import LiveHit
 from smtpconf.probe.observations import DmarcSeen, DomainSeen, MtaStsSeen, SpfSeen
 from smtpconf.probe.resolver import Answer, Resolver
@@ -318,7 +318,7 @@ class DomainCheck:
         published = set()
         for record in answer.records:
             _priority, _weight, port, target = record.split()
-            published.add((target.rstrip(".").lower(), int(port)))
+            published.add((canonical_host(target), int(port)))
         if any(target == "" for target, _ in published):  # RFC 6186 §4: target "." = not offered
             return self.hit("srv-mismatch", f"{name} says the service is not offered (target '.'); "
                                             f"the accounts use {uses}")

@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from smtpconf.errors import UsageError
-from smtpconf.model import address_literal
+from smtpconf.model import address_literal, canonical_host
 
 if TYPE_CHECKING:
     import dns.asyncresolver
@@ -114,7 +114,7 @@ class Resolver:
         return self._dns
 
     def lookup(self, name: str, rdtype: str) -> asyncio.Task[Answer]:
-        key = (name.lower().rstrip("."), rdtype)
+        key = (canonical_host(name), rdtype)
         task = self._cache.get(key)
         if task is None:
             task = self._cache[key] = asyncio.ensure_future(self._query(key[0], rdtype))
@@ -190,7 +190,7 @@ class Resolver:
     def client_addresses(self, host: str) -> asyncio.Task[Answer]:
         """The addresses a mail client would connect to: the system's resolver's answer, or DNS
         (through ``--nameserver``) when one was given."""
-        key = host.lower().rstrip(".")
+        key = canonical_host(host)
         task = self._system.get(key)
         if task is None:
             job = self._getaddrinfo(key) if self.system else self.addresses(key)

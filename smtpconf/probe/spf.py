@@ -13,6 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Union
 
+from smtpconf.model import canonical_host
 from smtpconf.probe.resolver import Answer, Resolver
 
 LOOKUP_LIMIT = 10
@@ -74,7 +75,7 @@ async def walk(resolver: Resolver, domain: str, record: str) -> SpfTree:
         name = lowered.lstrip("+-~?").split(":", 1)[0].split("/", 1)[0]
         if name in ("include", "a", "mx", "ptr", "exists"):
             tree.costs[term] = 0
-    await _evaluate(resolver, tree, domain, record, frozenset({domain.lower().rstrip(".")}), None)
+    await _evaluate(resolver, tree, domain, record, frozenset({canonical_host(domain)}), None)
     return tree
 
 
@@ -129,7 +130,7 @@ async def _evaluate(resolver: Resolver, tree: SpfTree, domain: str, record: str,
 
 async def _include(resolver: Resolver, tree: SpfTree, term: str, target: str, chain: frozenset[str],
                    branch: str) -> None:
-    key = target.lower().rstrip(".")
+    key = canonical_host(target)
     tree.includes.add(key)
     if key in chain:
         tree.errors.append(f"'{term}' includes a record that includes it (a loop)")

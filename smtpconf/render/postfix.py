@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from smtpconf.errors import RenderError, UnwritableValue
-from smtpconf.model import Config, FleetGroup, Relay, to_ascii_host
+from smtpconf.model import Config, FleetGroup, Relay, canonical_host
 from smtpconf.render import PUBLIC_MODE, SECRET_MODE, Note, RenderContext, RenderedFile, safe_name
 from smtpconf.render.escape import postfix as postfix_word
 from smtpconf.resources import resource_path
@@ -107,7 +107,7 @@ def role_vars(config: Config, group: FleetGroup, secrets: Mapping[str, str] | No
         if relay.endpoint.ca_file is not None:
             entry["ca_pem"] = _read_ca(relay)
         relays[relay.name] = entry
-    local = sorted(dict.fromkeys([*LOCAL_NAMES, *(to_ascii_host(h).rstrip(".").lower() for h in group.hosts)]))
+    local = sorted(dict.fromkeys([*LOCAL_NAMES, *(canonical_host(h) for h in group.hosts)]))
     return {
         "smtp_relay_group": group.name,
         # A relay list is a list, one relay a name (what a person writes for the role).
